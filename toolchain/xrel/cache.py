@@ -1,0 +1,157 @@
+"""One cache discipline for everything xrel keeps: a lock per entry, temp dir, atomic rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import filelock
+import platformdirs
+
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by xrel.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+
+# Top-level areas of the cache, each described for `xrel cache list`.
+AREAS = {
+    "downloads": "archives and packages, named by sha256",
+    "runtimes": "normalized OTP roots, one per target/version/source",
+    "sysroots": "target system libraries from Debian, for qemu and linking",
+    "apt": "private apt state and indexes (never the system's)",
+    "toolchains": "zig wrapper scripts and CMake toolchain files",
+    "zig": "zig's global cache (compiled libc, compiler-rt, libc++)",
+    "builds": "per-project, per-target build trees of xrel build",
+    "locks": "one lock file per cache entry",
+    "pins": "trust-on-first-use sha256 pins for sources without published checksums",
+}
+
+
+def cache_root() -> Path:
+    """$XREL_CACHE_DIR, else the platform's user cache dir; created with a CACHEDIR.TAG."""
+    root = Path(os.environ.get("XREL_CACHE_DIR") or platformdirs.user_cache_dir("xrel"))
+    root.mkdir(parents=True, exist_ok=True)
+    tag = root / "CACHEDIR.TAG"
+    if not tag.exists():
+        tag.write_text(CACHEDIR_TAG)
+    return root
+
+
+def area(name: str) -> Path:
+    path = cache_root() / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def locked(area_name: str, entry: str, timeout: float = 3600) -> Iterator[None]:
+    """Hold the lock of one cache entry; other processes wanting it wait."""
+    safe = f"{area_name}-{entry}".replace("/", "_").replace(os.sep, "_")
+    with filelock.FileLock(str(area("locks") / f"{safe}.lock"), timeout=timeout):
+        yield
+
+
+@contextlib.contextmanager
+def staging(final: Path) -> Iterator[Path]:
+    """A temp dir beside `final`, renamed into place on success and deleted on failure.
+
+    A process killed inside leaves only a `.tmp-*` dir, which nothing takes as good and
+    `prune` removes.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}~", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            remove(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            remove(tmp)
+
+
+def remove(path: Path) -> None:
+    """Delete a file or tree, including read-only entries."""
+
+    def _writable(func, p, _exc):
+        os.chmod(p, 0o700)
+        func(p)
+
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, onerror=_writable)
+
+
+@dataclass
+class Entry:
+    area: str
+    name: str
+    path: Path
+    size: int
+    mtime: float
+
+
+def tree_size(path: Path) -> int:
+    if path.is_file() or path.is_symlink():
+        return path.lstat().st_size
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total
+
+
+def entries() -> list[Entry]:
+    """Every top-level entry of every area."""
+    out = []
+    for name in AREAS:
+        base = cache_root() / name
+        if not base.is_dir():
+            continue
+        for child in sorted(base.iterdir()):
+            if child.name.startswith(".tmp-") or name == "locks":
+                continue
+            out.append(Entry(name, child.name, child, tree_size(child), child.stat().st_mtime))
+    return out
+
+
+def _entry_of(filename: str) -> str:
+    """The entry a leftover belongs to: `.tmp-<entry>~xyz` and `<entry>.part` -> `<entry>`."""
+    if filename.startswith(".tmp-") and "~" in filename:
+        return filename[len(".tmp-") :].rsplit("~", 1)[0]
+    if filename.endswith(".part"):
+        return filename[: -len(".part")]
+    return filename
+
+
+def prune(older_than_days: float | None = None) -> list[Path]:
+    """Remove leftovers of killed runs, and entries unused for `older_than_days`."""
+    removed = []
+    now = time.time()
+    for name in AREAS:
+        base = cache_root() / name
+        if not base.is_dir():
+            continue
+        for child in base.iterdir():
+            entry = _entry_of(child.name)
+            stale_tmp = entry != child.name
+            too_old = (
+                older_than_days is not None
+                and name not in ("locks", "zig")
+                and now - child.stat().st_mtime > older_than_days * 86400
+            )
+            if stale_tmp or too_old:
+                with contextlib.suppress(filelock.Timeout):
+                    with locked(name, entry, timeout=0):
+                        remove(child)
+                        removed.append(child)
+    return removed

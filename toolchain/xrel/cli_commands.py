@@ -1,0 +1,68 @@
+"""Subcommands of `xrel` (registered on the group in cli.py)."""
+
+from __future__ import annotations
+
+import click
+
+from . import doctor as doctor_mod
+from . import qemu
+from .cli import command, emit_json
+from .targets import Target, all_targets
+from .toolchain import Toolchain, render_env
+
+
+@command("targets")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def targets_cmd(as_json: bool) -> None:
+    """Every target, its aliases, runtime sources, and whether it boots here."""
+    rows = []
+    for t in all_targets():
+        e = qemu.emulation(t)
+        rows.append({
+            "name": t.name, "aliases": list(t.aliases), "sources": list(t.sources), "zig": t.zig,
+            "rust": t.rust, "erlang": t.erlang, "debian": t.debian, "format": t.format,
+            "bits": t.bits, "run_here": e.mode, "run_note": e.reason,
+        })
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<24} sources: {', '.join(r['sources']):<20} run here: {r['run_here']}")
+        click.echo(f"{'':<24} aliases: {', '.join(r['aliases'])}")
+
+
+@command("zig-env")
+@click.argument("target")
+@click.option("--format", "fmt", type=click.Choice(["sh", "fish", "json"]), default="sh")
+@click.option("--otp", default=None, help="OTP version of the cached runtime whose headers to use.")
+@click.option("--source", default=None, help="Runtime source of that runtime.")
+@click.option("--otp-root", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Use the headers of this OTP root instead of a cached runtime.")
+@click.option("--sysroot", default=None, type=click.Path(exists=True, file_okay=False),
+              help="A target sysroot with -dev libraries.")
+def zig_env(target: str, fmt: str, otp: str | None, source: str | None, otp_root: str | None,
+            sysroot: str | None) -> None:
+    """Print the environment for building native code for TARGET with zig."""
+    from .runtimes import cached_runtime
+
+    parsed = Target.parse(target)
+    if otp_root is None:
+        runtime = cached_runtime(parsed, otp=otp, source=source)
+        otp_root = runtime.root if runtime else None
+    tc = Toolchain(parsed, otp_root=otp_root, sysroot=sysroot)
+    click.echo(render_env(tc.env(), fmt))
+
+
+@command("doctor")
+@click.option("--json", "as_json", is_flag=True)
+def doctor_cmd(as_json: bool) -> None:
+    """Check zig, Erlang/Elixir, qemu-user, binfmt and the cache; say how to fix what is missing."""
+    rows = doctor_mod.report()
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        mark = "ok " if r["ok"] else "-- "
+        click.echo(f"{mark}{r['name']:<26} {r['detail']}")
+        if not r["ok"] and r["fix"] and r["fix"] != r["detail"]:
+            click.echo(f"{'':<30}fix: {r['fix']}")

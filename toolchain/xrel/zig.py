@@ -1,0 +1,69 @@
+"""Find the zig binary: $XREL_ZIG, then the ziglang package, then `zig` on PATH."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+
+from .errors import MissingToolError
+
+MINIMUM = Version("0.12.0")
+INSTALL_HINT = "run `pip install ziglang`, or set XREL_ZIG to a zig binary"
+
+
+@dataclass(frozen=True)
+class Zig:
+    path: Path
+    version: Version
+    origin: str  # "XREL_ZIG", "ziglang package" or "PATH"
+
+
+def _version(path: Path) -> Version:
+    try:
+        out = subprocess.run([str(path), "version"], capture_output=True, text=True, timeout=60)
+    except OSError as e:
+        raise MissingToolError(f"zig at {path} does not run: {e.strerror}", INSTALL_HINT) from None
+    text = out.stdout.strip()
+    try:
+        return Version(text.split("-")[0])
+    except InvalidVersion:
+        raise MissingToolError(f"zig at {path} printed an unknown version {text!r}", INSTALL_HINT) from None
+
+
+def _candidates() -> list[tuple[str, Path]]:
+    found = []
+    explicit = os.environ.get("XREL_ZIG")
+    if explicit:
+        return [("XREL_ZIG", Path(explicit))]
+    try:
+        import ziglang
+
+        found.append(("ziglang package", Path(ziglang.__file__).parent / "zig"))
+    except ImportError:
+        pass
+    on_path = shutil.which("zig")
+    if on_path:
+        found.append(("PATH", Path(on_path)))
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def find_zig() -> Zig:
+    """The zig to use, version-checked; MissingToolError naming the fix when there is none."""
+    candidates = _candidates()
+    for origin, path in candidates:
+        if not path.is_file():
+            if origin == "XREL_ZIG":
+                raise MissingToolError(f"XREL_ZIG={path} is not a file", INSTALL_HINT)
+            continue
+        version = _version(path)
+        if version < MINIMUM:
+            raise MissingToolError(f"zig {version} at {path} ({origin}) is older than {MINIMUM}", INSTALL_HINT)
+        return Zig(path=path.resolve(), version=version, origin=origin)
+    raise MissingToolError("zig was not found", INSTALL_HINT)
