@@ -74,8 +74,13 @@ class Target:
 
     @property
     def zig_triple(self) -> str:
-        """zig's -target value; carries the glibc floor when one was asked."""
-        return f"{self.zig}.{self.glibc}" if self.glibc else self.zig
+        """zig's -target value, with the glibc floor or macOS minimum when there is one."""
+        floor = self.glibc or self.default_glibc_floor
+        if floor:
+            return f"{self.zig}.{floor}"
+        if self.os == "macos" and self.macos_min:
+            return f"{self.zig}.{self.macos_min}"
+        return self.zig
 
     @property
     def exe_suffix(self) -> str:

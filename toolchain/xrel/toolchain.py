@@ -109,8 +109,6 @@ class Toolchain:
 
     def _extra_flags(self) -> list[str]:
         extra = []
-        if self.target.os == "macos" and self.target.macos_min:
-            extra.append(f"-mmacosx-version-min={self.target.macos_min}")
         if self.sysroot:
             extra += ["-idirafter", str(self.sysroot / "usr/include")]
             if self.target.multiarch:

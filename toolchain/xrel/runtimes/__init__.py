@@ -1,3 +1,182 @@
-"""Placeholder replaced below."""
-def cached_runtime(target, otp=None, source=None):
-    return None
+"""Fetch, verify, normalize and cache OTP runtimes (ERTS + OTP apps) per target."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import cache, progress
+from ..errors import NotAvailableError, XrelError
+from ..targets import Target
+from . import versions
+from .base import FetchOptions, Offer, get_source
+from .normalize import METADATA, finalize
+
+__all__ = ["Runtime", "fetch_runtime", "cached_runtime", "list_offers", "Offer"]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A normalized OTP root for one target, as described by its xrel-runtime.json."""
+
+    root: Path
+    meta: dict
+
+    @property
+    def target(self) -> str:
+        return self.meta["target"]
+
+    @property
+    def otp_version(self) -> str:
+        return self.meta["otp_version"]
+
+    @property
+    def otp_major(self) -> int:
+        return int(self.meta["otp_major"])
+
+    @property
+    def erts_version(self) -> str:
+        return self.meta["erts_version"]
+
+    @property
+    def nif_version(self) -> str:
+        return self.meta["nif_version"]
+
+    @property
+    def source(self) -> str:
+        return self.meta["source"]
+
+    @property
+    def erts_dir(self) -> Path:
+        return self.root / f"erts-{self.erts_version}"
+
+    @property
+    def glibc_floor(self) -> str | None:
+        return self.meta.get("glibc_floor")
+
+    def to_dict(self) -> dict:
+        keys = ("target", "otp_version", "erts_version", "nif_version", "source", "urls", "sha256",
+                "glibc_floor", "packages", "suite", "needed_libraries")
+        return {"path": str(self.root), **{k: self.meta.get(k) for k in keys if k in self.meta}}
+
+    @classmethod
+    def load(cls, root: Path) -> "Runtime":
+        return cls(Path(root), json.loads((Path(root) / METADATA).read_text()))
+
+
+def entry_name(target: Target, source: str, version: str) -> str:
+    """Cache key, e.g. otp-27.3.4.1-aarch64-linux-gnu-debian."""
+    return f"otp-{version}-{target.name}-{source}"
+
+
+def _cached(target: Target, request: tuple[int, ...] | None, sources: list[str]) -> list[Runtime]:
+    found = []
+    base = cache.cache_root() / "runtimes"
+    if not base.is_dir():
+        return found
+    for meta_file in base.glob(f"otp-*-{target.name}-*/{METADATA}"):
+        try:
+            runtime = Runtime.load(meta_file.parent)
+        except (OSError, ValueError):
+            continue
+        if runtime.target != target.name or runtime.source not in sources:
+            continue
+        if request is None or versions.matches(request, runtime.otp_version):
+            found.append(runtime)
+    return sorted(found, key=lambda r: (sources.index(r.source), [-x for x in versions.key(r.otp_version)]))
+
+
+def _default_request() -> tuple[int, ...]:
+    from ..hostenv import host_erlang
+
+    return (host_erlang().otp_major,)
+
+
+def _sources_for(target: Target, source: str | None) -> list[str]:
+    if source:
+        get_source(source.split(":", 1)[0])  # validates the name
+        return [source.split(":", 1)[0]]
+    return list(target.sources)
+
+
+def cached_runtime(target: Target | str, otp: str | None = None, source: str | None = None) -> Runtime | None:
+    """The best cached runtime for the request, without touching the network."""
+    target = Target.parse(target)
+    request = versions.parse_request(otp) if otp else None
+    found = _cached(target, request, _sources_for(target, source))
+    return found[0] if found else None
+
+
+def list_offers(target: Target | str, source: str | None = None, offline: bool = False) -> dict[str, list[Offer]]:
+    """What each source offers for the target: {source: [offers]} (errors become empty lists)."""
+    target = Target.parse(target)
+    result: dict[str, list[Offer]] = {}
+    for name in _sources_for(target, source):
+        result[name] = sorted(get_source(name).offers(target, FetchOptions(offline=offline)),
+                              key=lambda o: versions.key(o.version), reverse=True)
+    return result
+
+
+def fetch_runtime(target: Target | str, otp: str | None = None, source: str | None = None, *,
+                  offline: bool = False, force: bool = False, sha256: str | None = None) -> Runtime:
+    """A verified, normalized, cached OTP root for `target`.
+
+    `otp` is a version request (default: the host's OTP major); `source` a source name, or
+    `path:/x` / `url:https://...` for a runtime you provide. A cached match is used without
+    asking the network unless `force`.
+    """
+    target = Target.parse(target)
+    location = source.split(":", 1)[1] if source and ":" in source else None
+    sources = _sources_for(target, source)
+    request = versions.parse_request(otp) if otp else (None if location else _default_request())
+    if not force and not location:
+        cached = _cached(target, request, sources)
+        if cached:
+            return cached[0]
+    options = FetchOptions(offline=offline, sha256=sha256, location=location)
+    offer = _choose(target, request, sources, options)
+    return install(offer, target, options, force=force)
+
+
+def _choose(target: Target, request, sources: list[str], options: FetchOptions) -> Offer:
+    tried: dict[str, list[str]] = {}
+    errors: list[str] = []
+    for name in sources:
+        try:
+            offers = get_source(name).offers(target, options)
+        except XrelError as e:
+            errors.append(f"{name}: {e.message}")
+            continue
+        by_version = {o.version: o for o in offers}
+        chosen = versions.best(request, list(by_version)) if request else (offers[0].version if offers else None)
+        if chosen:
+            return by_version[chosen]
+        tried[name] = list(by_version)
+    wanted = ".".join(map(str, request)) if request else "any"
+    if not tried and errors:
+        raise NotAvailableError(f"no runtime for {target.name}: " + "; ".join(errors))
+    nearest = "; ".join(f"{n} has {', '.join(versions.nearest(request, v)) or 'nothing'}"
+                        for n, v in tried.items()) if request else ""
+    raise NotAvailableError(
+        f"OTP {wanted} is not available for {target.name} ({nearest or 'no offers'})"
+        + (f"; also: {'; '.join(errors)}" if errors else ""),
+        "pick one of those with --otp, or another --source",
+    )
+
+
+def install(offer: Offer, target: Target, options: FetchOptions, force: bool = False) -> Runtime:
+    """Install one offer into the cache (locked; temp dir, verify, rename)."""
+    name = entry_name(target, offer.source, offer.version)
+    final = cache.area("runtimes") / name
+    with cache.locked("runtimes", name):
+        if not force and (final / METADATA).is_file():
+            return Runtime.load(final)
+        if options.offline and not offer.details.get("local"):
+            raise NotAvailableError(f"offline, and {name} is not in the cache",
+                                    "run the same command once online")
+        with progress.step(f"fetch {offer.source} OTP {offer.version} for {target.name}"):
+            with cache.staging(final) as tmp:
+                provenance = get_source(offer.source).install(offer, tmp, options)
+                finalize(tmp, target, offer.source, offer.version, provenance)
+        return Runtime.load(final)

@@ -1,0 +1,228 @@
+"""Debian packages for any architecture through the system's apt client, with private state.
+
+The system's apt and dpkg configuration is never changed: every call passes its own state,
+cache and source list, reusing the system's mirror and keyrings so apt still checks signatures.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import cache, progress
+from .archive import parse_rfc822
+from .errors import DownloadError, MissingToolError, NotAvailableError, UsageError
+
+SOURCES_FILES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d/*.list", "/etc/apt/sources.list.d/*.sources")
+DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+INDEX_MAX_AGE = 6 * 3600
+
+
+@dataclass(frozen=True)
+class Mirror:
+    uri: str
+    keyring: str
+    security: bool
+
+
+def _entries_from_line_file(path: str) -> list[dict]:
+    entries = []
+    for line in Path(path).read_text(errors="replace").splitlines():
+        line = line.split("#", 1)[0].strip()
+        m = re.match(r"^deb\s+(?:\[(?P<opts>[^\]]*)\]\s+)?(?P<uri>\S+)\s+(?P<suite>\S+)", line)
+        if m:
+            opts = dict(o.split("=", 1) for o in (m.group("opts") or "").split() if "=" in o)
+            entries.append({"Types": "deb", "URIs": m.group("uri"), "Suites": m.group("suite"),
+                            "Signed-By": opts.get("signed-by", "")})
+    return entries
+
+
+def _entries_from_deb822(path: str) -> list[dict]:
+    text = Path(path).read_text(errors="replace")
+    stanzas = re.split(r"\n\s*\n", text)
+    return [parse_rfc822("\n".join(line for line in s.splitlines() if not line.lstrip().startswith("#")))
+            for s in stanzas if s.strip()]
+
+
+def system_mirrors() -> list[Mirror]:
+    """Debian mirrors configured on this system (deb822 and one-line formats)."""
+    mirrors = []
+    for pattern in SOURCES_FILES:
+        for path in sorted(glob.glob(pattern)):
+            entries = _entries_from_deb822(path) if path.endswith(".sources") else _entries_from_line_file(path)
+            for e in entries:
+                if "deb" not in e.get("Types", "").split() or e.get("Enabled", "yes").lower() == "no":
+                    continue
+                keyring = e.get("Signed-By", "").strip() or DEFAULT_KEYRING
+                suites = e.get("Suites", "").split()
+                if not keyring.startswith("/") or "debian" not in keyring:
+                    continue  # third-party repositories
+                for uri in e.get("URIs", "").split():
+                    security = any(s.endswith("-security") for s in suites) or "security" in uri
+                    mirrors.append(Mirror(uri.rstrip("/"), keyring, security))
+    return mirrors
+
+
+def mirror(security: bool = False) -> Mirror:
+    """The Debian mirror to use: XREL_DEBIAN_URL / XREL_DEBIAN_SECURITY_URL, else the system's."""
+    override = os.environ.get("XREL_DEBIAN_SECURITY_URL" if security else "XREL_DEBIAN_URL")
+    if override:
+        return Mirror(override.rstrip("/"), os.environ.get("XREL_DEBIAN_KEYRING", DEFAULT_KEYRING), security)
+    for m in system_mirrors():
+        if m.security == security:
+            return m
+    if security:
+        main = mirror(False)
+        return Mirror(main.uri.rsplit("/", 1)[0] + "/debian-security", main.keyring, True)
+    raise UsageError("no Debian mirror found in the system's apt sources",
+                     "set XREL_DEBIAN_URL to a Debian mirror, e.g. http://deb.debian.org/debian")
+
+
+def require_apt() -> str:
+    path = shutil.which("apt-get")
+    if not path:
+        raise MissingToolError("apt-get is not installed: Debian runtimes and sysroots need a Debian or Ubuntu host",
+                               "use another --source, or run xrel on Debian/Ubuntu")
+    return path
+
+
+@dataclass(frozen=True)
+class DebFile:
+    package: str
+    version: str
+    url: str
+    filename: str
+    size: int
+    sha256: str
+
+
+class AptRepo:
+    """One Debian suite (with its -updates/-security companions) for one architecture."""
+
+    def __init__(self, suite: str, arch: str, also: tuple[str, ...] = ()):
+        self.suite = suite
+        self.arch = arch
+        self.also = tuple(also)
+        self.name = f"{suite}-{arch}"
+        self.dir = cache.area("apt") / self.name
+
+    def _sources_list(self) -> str:
+        main, security = mirror(False), mirror(True)
+        lines = [f"deb [signed-by={main.keyring}] {main.uri} {self.suite} main"]
+        for extra in self.also:
+            m = security if extra.endswith("-security") else main
+            lines.append(f"deb [signed-by={m.keyring}] {m.uri} {extra} main")
+        return "\n".join(lines) + "\n"
+
+    def _options(self) -> list[str]:
+        d = self.dir
+        return [
+            "-o", f"Dir::State={d / 'state'}", "-o", f"Dir::State::status={d / 'state' / 'status'}",
+            "-o", f"Dir::Cache={d / 'cache'}", "-o", f"Dir::Etc::SourceList={d / 'sources.list'}",
+            "-o", "Dir::Etc::SourceParts=/dev/null", "-o", "Dir::Etc::Preferences=/dev/null",
+            "-o", "Dir::Etc::PreferencesParts=/dev/null",
+            "-o", f"APT::Architecture={self.arch}", "-o", f"APT::Architectures::={self.arch}",
+            "-o", "APT::Sandbox::User=root" if os.geteuid() == 0 else "APT::Sandbox::User=",
+            "-o", "Acquire::Languages=none", "-o", "Debug::NoLocking=true",
+            "-o", "Acquire::GzipIndexes=false",
+        ]
+
+    def _run(self, args: list[str], cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = [require_apt(), "-q", *self._options(), *args]
+        env = {**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"}
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env)
+        if check and out.returncode != 0:
+            detail = " ".join((out.stderr or out.stdout).strip().splitlines()[-3:])
+            raise DownloadError(f"apt-get {args[0]} for {self.name} failed: {detail}",
+                                "check the network and the Debian mirror (XREL_DEBIAN_URL)")
+        return out
+
+    def _update_once(self) -> list[str]:
+        """Run apt-get update; returns the suites whose indexes failed."""
+        out = self._run(["update"], check=False)
+        failed = sorted({m.group(1) for m in re.finditer(r"dists/([^/\s]+)/", out.stderr)})
+        if out.returncode != 0 and not failed:
+            raise DownloadError(f"apt-get update for {self.name} failed: {out.stderr.strip()[-300:]}",
+                                "check the network and the Debian mirror (XREL_DEBIAN_URL)")
+        return failed
+
+    @property
+    def _stamp(self) -> Path:
+        return self.dir / "updated"
+
+    def update(self, offline: bool = False, max_age: float = INDEX_MAX_AGE) -> None:
+        """Fetch the suite's signed indexes unless fresh ones are cached."""
+        with cache.locked("apt", self.name):
+            fresh = self._stamp.exists() and time.time() - self._stamp.stat().st_mtime < max_age
+            sources = self._sources_list()
+            same_sources = (self.dir / "sources.list").exists() and (self.dir / "sources.list").read_text() == sources
+            if offline:
+                if not self._stamp.exists():
+                    raise NotAvailableError(f"offline, and the Debian index for {self.name} was never fetched",
+                                            "run once online")
+                return
+            if fresh and same_sources:
+                return
+            for sub in ("state/lists/partial", "cache/archives/partial"):
+                (self.dir / sub).mkdir(parents=True, exist_ok=True)
+            (self.dir / "state" / "status").touch()
+            (self.dir / "sources.list").write_text(sources)
+            failed = self._update_once() or self._update_once()  # a mirror mid-sync: try once more
+            if self.suite in failed or not list((self.dir / "state" / "lists").glob("*_Packages*")):
+                raise DownloadError(f"the Debian index of {self.suite} for {self.arch} could not be fetched",
+                                    "check the network and the Debian mirror (XREL_DEBIAN_URL)")
+            if failed:
+                progress.note(f"xrel: warning: Debian indexes of {', '.join(failed)} ({self.arch}) failed to "
+                              "download; using the rest (security updates may be missing)")
+            self._stamp.touch()
+
+    def packages(self) -> dict[str, list[dict]]:
+        """Every stanza of the suite's Packages indexes, by package name."""
+        found: dict[str, list[dict]] = {}
+        for path in sorted((self.dir / "state" / "lists").glob("*_Packages*")):
+            text = _read_index(path)
+            for stanza in text.split("\n\n"):
+                if stanza.strip():
+                    fields = parse_rfc822(stanza)
+                    found.setdefault(fields.get("Package", ""), []).append(fields)
+        return found
+
+    def resolve(self, specs: list[str]) -> list[DebFile]:
+        """URLs, sizes and sha256 (from the signed index) of exact `pkg=version` specs."""
+        out = self._run(["download", "--print-uris", *specs], cwd=self.dir)
+        files = []
+        for line in out.stdout.splitlines():
+            m = re.match(r"^'(?P<url>[^']+)'\s+(?P<file>\S+)\s+(?P<size>\d+)\s+SHA256:(?P<sha>[0-9a-f]{64})", line)
+            if m:
+                name, _, rest = m.group("file").partition("_")
+                version = rest.rsplit("_", 1)[0].replace("%3a", ":")
+                files.append(DebFile(name, version, m.group("url"), m.group("file"), int(m.group("size")),
+                                     m.group("sha")))
+        if len(files) != len(specs):
+            raise DownloadError(f"apt resolved {len(files)} of {len(specs)} packages for {self.name}",
+                                "the Debian index may have changed; run again")
+        return files
+
+
+def _read_index(path: Path) -> str:
+    """An apt index file as text, whatever compression the system's apt config chose."""
+    if path.suffix in ("", ".txt"):
+        return path.read_text(errors="replace")
+    helper = "/usr/lib/apt/apt-helper"
+    out = subprocess.run([helper, "cat-file", str(path)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise DownloadError(f"cannot read apt index {path}: {out.stderr.strip()[:200]}")
+    return out.stdout
+
+
+def debian_version_to_upstream(version: str) -> str:
+    """`1:25.2.3+dfsg-1+deb12u1` -> `25.2.3`."""
+    v = version.split(":", 1)[-1]
+    v = v.rsplit("-", 1)[0] if "-" in v else v
+    return re.split(r"[+~]", v)[0]

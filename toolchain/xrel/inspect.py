@@ -1,0 +1,147 @@
+"""Check every native file in a tree (runtime, release, tarball) against a target."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import binaries
+from .binaries import BinaryInfo, version_key
+from .errors import InspectionError, UsageError
+from .targets import Target
+
+MACHINE_NAMES = {62: "x86-64", 183: "AArch64", 40: "ARM", 3: "i386", 243: "RISC-V", 22: "s390",
+                 21: "PowerPC64", 16777223: "x86_64 (Mach-O)", 16777228: "arm64 (Mach-O)",
+                 34404: "AMD64 (PE)", 43620: "ARM64 (PE)", 332: "i386 (PE)"}
+
+
+def describe(info: BinaryInfo) -> str:
+    machine = MACHINE_NAMES.get(info.machine or -1, str(info.machine))
+    extra = f", {info.libc}" if info.libc else ""
+    extra += f", {info.float_abi}-float" if info.float_abi else ""
+    return f"{info.format} {info.bits}-bit {machine}{extra}"
+
+
+def check_binary(info: BinaryInfo, target: Target) -> list[str]:
+    """Every way `info` does not fit `target` (empty when it fits)."""
+    if info.format == "ar":
+        return []  # static archives are build inputs; checked when linked
+    problems = []
+    if info.format != target.format:
+        problems.append(f"is {describe(info)}, not {target.format} for {target.name}")
+        return problems
+    if info.machine != target.machine:
+        problems.append(f"is {describe(info)}, built for another CPU than {target.name}")
+    if info.bits != target.bits:
+        problems.append(f"is {info.bits}-bit, {target.name} is {target.bits}-bit")
+    if target.float_abi and info.float_abi and info.float_abi != target.float_abi:
+        problems.append(f"uses the {info.float_abi}-float ABI, {target.name} is {target.float_abi}-float")
+    if target.libc and info.libc and info.libc != target.libc:
+        problems.append(f"links {info.libc}, {target.name} uses {target.libc}")
+    if target.glibc and info.glibc_floor and version_key(info.glibc_floor) > version_key(target.glibc):
+        problems.append(f"needs glibc {info.glibc_floor}, above the requested floor {target.glibc}")
+    if target.macos_min and info.macos_min and version_key(info.macos_min) > version_key(target.macos_min):
+        problems.append(f"needs macOS {info.macos_min}, above the minimum {target.macos_min}")
+    return problems
+
+
+@dataclass
+class Finding:
+    path: str  # relative to the inspected root
+    info: dict
+    problems: list[str]
+    origin: str = ""  # where it came from (an app, a dep, the runtime)
+
+
+@dataclass
+class Report:
+    target: str
+    root: str
+    files: list[Finding] = field(default_factory=list)
+    glibc_floor: str | None = None
+    macos_min: str | None = None
+    needed: list[str] = field(default_factory=list)  # libraries needed but not inside the tree
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.files if f.problems]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "root": self.root, "ok": self.ok, "glibc_floor": self.glibc_floor,
+                "macos_min": self.macos_min, "needed": self.needed,
+                "files": [f.__dict__ for f in self.files]}
+
+    def raise_for_problems(self, what: str) -> None:
+        if self.ok:
+            return
+        lines = [f"{f.path}{f' (from {f.origin})' if f.origin else ''}: {'; '.join(f.problems)}"
+                 for f in self.problems]
+        raise InspectionError(
+            f"{what}: {len(lines)} native file(s) do not match {self.target}: " + " | ".join(lines),
+            "rebuild them for the target (see `xrel inspect --json` for details)",
+            problems=lines,
+        )
+
+
+def origin_of(rel: str) -> str:
+    """A human name for where a file in a release or runtime comes from."""
+    parts = Path(rel).parts
+    if parts and parts[0].startswith("erts-"):
+        return "the runtime (ERTS)"
+    if len(parts) > 1 and parts[0] == "lib":
+        return f"application {parts[1].rsplit('-', 1)[0]}"
+    return ""
+
+
+def inspect_tree(root: Path, target: Target | str) -> Report:
+    """Parse and check every native file under `root`."""
+    target = Target.parse(target)
+    root = Path(root)
+    report = Report(target.id, str(root))
+    provided = set()
+    floor: tuple[int, ...] = ()
+    macos: tuple[int, ...] = ()
+    needed: set[str] = set()
+    for path in binaries.native_files(root):
+        rel = str(path.relative_to(root))
+        provided.add(path.name)
+        try:
+            info = binaries.read(path)
+        except ValueError as e:
+            report.files.append(Finding(rel, {}, [str(e)], origin_of(rel)))
+            continue
+        if info.glibc_floor:
+            floor = max(floor, version_key(info.glibc_floor))
+        if info.macos_min:
+            macos = max(macos, version_key(info.macos_min))
+        needed.update(info.needed)
+        data = info.to_dict()
+        data.pop("path")
+        report.files.append(Finding(rel, data, check_binary(info, target), origin_of(rel)))
+    report.glibc_floor = ".".join(map(str, floor)) if floor else None
+    report.macos_min = ".".join(map(str, macos)) if macos else None
+    report.needed = sorted(n for n in needed if os.path.basename(n) not in provided)
+    return report
+
+
+def inspect_path(path: Path, target: Target | str) -> Report:
+    """Inspect a release dir, runtime root or a .tar.gz of one."""
+    path = Path(path)
+    if path.is_dir():
+        return inspect_tree(path, target)
+    if path.is_file() and tarfile.is_tarfile(path):
+        from .archive import extract_tar
+
+        with tempfile.TemporaryDirectory(prefix="xrel-inspect-") as tmp:
+            extract_tar(path, Path(tmp))
+            report = inspect_tree(Path(tmp), target)
+            report.root = str(path)
+            return report
+    raise UsageError(f"{path} is neither a directory nor a tarball", "pass a release dir or an xrel .tar.gz")

@@ -1,0 +1,76 @@
+"""What every runtime source implements, and the source registry."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .. import recipes
+from ..errors import UsageError
+from ..targets import Target
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One runtime a source can provide for a target."""
+
+    source: str
+    target: str
+    version: str  # full OTP version, e.g. 27.3.4.1
+    url: str | None = None
+    sha256: str | None = None
+    note: str = ""  # e.g. "needs glibc >= 2.38 at run time"
+    details: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass
+class FetchOptions:
+    offline: bool = False
+    sha256: str | None = None  # a pin given by the user
+    location: str | None = None  # a path or URL, for the local/url source
+
+
+class Source(Protocol):
+    name: str
+
+    def offers(self, target: Target, options: FetchOptions) -> list[Offer]:
+        """Every runtime this source has for `target` (newest first when it can)."""
+
+    def install(self, offer: Offer, dest: Path, options: FetchOptions) -> dict:
+        """Download, verify and unpack `offer` as an OTP root into `dest` (an empty dir).
+
+        Returns provenance for xrel-runtime.json: urls, sha256s, packages, ...
+        """
+
+
+# name -> module implementing it (imported on first use)
+REGISTRY = {
+    "debian": "xrel.runtimes.debian",
+    "hexbuilds": "xrel.runtimes.hexbuilds",
+    "otp_builds": "xrel.runtimes.otp_builds",
+    "windows": "xrel.runtimes.windows",
+    "alpine": "xrel.runtimes.alpine",
+    "local": "xrel.runtimes.local",
+    "url": "xrel.runtimes.local",
+}
+
+
+def get_source(name: str) -> Source:
+    if name not in REGISTRY:
+        raise UsageError(f"unknown runtime source '{name}'", f"choose one of {', '.join(sorted(REGISTRY))}")
+    module = importlib.import_module(REGISTRY[name])
+    return module.SOURCE if name != "url" else module.URL_SOURCE
+
+
+def settings(name: str) -> dict:
+    """A source's settings from recipes/sources.toml."""
+    return recipes.load("sources").get(name, {})
+
+
+def mirror(name: str, default_key: str = "base_url") -> str:
+    """A source's base URL; XREL_<NAME>_URL overrides it (mirrors, tests)."""
+    override = os.environ.get(f"XREL_{name.upper()}_URL")
+    return (override or settings(name)[default_key]).rstrip("/")

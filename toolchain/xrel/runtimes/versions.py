@@ -1,0 +1,51 @@
+"""OTP version requests ("27", "27.3", "OTP-27.3.4.1") and matching against what sources offer."""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import UsageError
+
+_REQUEST = re.compile(r"^(?:otp-)?(\d+(?:\.\d+){0,4})$", re.IGNORECASE)
+
+# NIF API version by OTP major (rustler_precompiled and elixir_make name artifacts by it).
+NIF_VERSIONS = {22: "2.15", 23: "2.16", 24: "2.16", 25: "2.16", 26: "2.17", 27: "2.17", 28: "2.17", 29: "2.18"}
+
+
+def parse_request(text: str | int) -> tuple[int, ...]:
+    """`27`, `27.3`, `27.3.4.1` or `OTP-27.3.4.1` as a tuple prefix; UsageError otherwise."""
+    m = _REQUEST.match(str(text).strip())
+    if not m:
+        raise UsageError(f"'{text}' is not an OTP version", "write e.g. 27, 27.3 or OTP-27.3.4.1")
+    return tuple(int(p) for p in m.group(1).split("."))
+
+
+def key(version: str) -> tuple[int, ...]:
+    """A sortable key for a full OTP version string such as 27.3.4.1."""
+    return tuple(int(p) for p in re.findall(r"\d+", version))
+
+
+def matches(request: tuple[int, ...], version: str) -> bool:
+    return key(version)[: len(request)] == request
+
+
+def best(request: tuple[int, ...], versions: list[str]) -> str | None:
+    """The newest version matching the request."""
+    found = [v for v in versions if matches(request, v)]
+    return max(found, key=key) if found else None
+
+
+def nearest(request: tuple[int, ...], versions: list[str], n: int = 5) -> list[str]:
+    """The versions closest to the request (same major first, then by distance), newest first."""
+
+    def distance(v: str) -> tuple:
+        k = key(v)
+        padded = request + (0,) * (len(k) - len(request))
+        return (abs(k[0] - request[0]), tuple(abs(a - b) for a, b in zip(k, padded)))
+
+    ranked = sorted(set(versions), key=distance)[:n]
+    return sorted(ranked, key=key, reverse=True)
+
+
+def nif_version(otp_major: int) -> str:
+    return NIF_VERSIONS.get(otp_major, "2.17")
