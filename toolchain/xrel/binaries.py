@@ -66,7 +66,11 @@ def sniff(path: Path) -> str | None:
 
 
 def version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in version.split(".") if p.isdigit())
+    """Comparable form of a dotted version; trailing zeros do not count (11.0.0 == 11.0)."""
+    parts = [int(p) for p in version.split(".") if p.isdigit()]
+    while parts and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
 
 
 def read(path: Path) -> BinaryInfo:

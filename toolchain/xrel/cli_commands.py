@@ -66,3 +66,29 @@ def doctor_cmd(as_json: bool) -> None:
         click.echo(f"{mark}{r['name']:<26} {r['detail']}")
         if not r["ok"] and r["fix"] and r["fix"] != r["detail"]:
             click.echo(f"{'':<30}fix: {r['fix']}")
+
+
+@command("build")
+@click.argument("project_dir", default=".", type=click.Path(file_okay=False))
+@click.option("-t", "--target", "targets", multiple=True, required=True, help="Target (repeatable).")
+@click.option("--otp", default=None, help="Target OTP version (default: this machine's OTP major).")
+@click.option("--source", default=None, help="Runtime source (see `xrel otp-versions`).")
+@click.option("--release", default=None, help="Release name from mix.exs.")
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Output dir (default _build/xrel).")
+@click.option("--mix-env", default="prod", show_default=True)
+@click.option("--mix-target", default=None, help="Set MIX_TARGET (Nerves-style projects).")
+@click.option("--offline", is_flag=True, help="Use cached runtimes only.")
+@click.option("--json", "as_json", is_flag=True)
+def build_cmd(project_dir, targets, otp, source, release, out, mix_env, mix_target, offline, as_json) -> None:
+    """Cross-build the release of PROJECT_DIR for each --target."""
+    from .release import build
+
+    result = build(project_dir, list(targets), otp=otp, source=source, release=release, out=out,
+                   mix_env=mix_env, mix_target=mix_target, offline=offline)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    for t in result.targets:
+        floor = f", glibc >= {t.glibc_floor}" if t.glibc_floor else ""
+        click.echo(f"{t.target:<24} {t.tarball}  (OTP {t.otp_version}{floor}, {t.seconds:.1f}s)")
+    click.echo(f"manifest: {result.manifest}")

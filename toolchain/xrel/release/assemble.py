@@ -1,0 +1,104 @@
+"""Finish an assembled release for its target, then package it: tarball, sha256, manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import time
+from pathlib import Path
+
+from .. import binaries
+from ..runtimes import Runtime
+from ..targets import Target
+
+WINDOWS_LEFTOVERS = (".pdb", ".lib", ".exp", ".ilk")
+
+
+def fix_windows_names(release_dir: Path) -> list[str]:
+    """Windows: NIFs/drivers as .dll and port programs as .exe (what load_nif, erl_ddll and
+    Port.open look for); linker leftovers removed from priv/."""
+    changes = []
+    for priv in release_dir.glob("lib/*/priv"):
+        for path in sorted(p for p in priv.rglob("*") if p.is_file() and not p.is_symlink()):
+            if path.suffix.lower() in WINDOWS_LEFTOVERS:
+                path.unlink()
+                changes.append(f"removed {path.relative_to(release_dir)}")
+                continue
+            if binaries.sniff(path) != "pe":
+                continue
+            info = binaries.read(path)
+            wanted = ".dll" if info.kind == "shared" else ".exe"
+            if path.suffix.lower() != wanted:
+                new = path.with_name((path.stem if path.suffix.lower() in (".so", ".dylib") else path.name) + wanted)
+                os.replace(path, new)
+                changes.append(f"renamed {path.relative_to(release_dir)} -> {new.name}")
+    return changes
+
+
+def restore_otp_beams(release_dir: Path, runtime: Runtime) -> list[str]:
+    """Put the target runtime's own OTP .beam files back (mix strips them with the host's
+    beam_lib, which drops chunks a newer OTP needs)."""
+    restored = []
+    for app_dir in release_dir.glob("lib/*-*"):
+        source = runtime.root / "lib" / app_dir.name / "ebin"
+        if source.is_dir():
+            shutil.rmtree(app_dir / "ebin")
+            shutil.copytree(source, app_dir / "ebin")
+            restored.append(app_dir.name)
+    return restored
+
+
+def write_tarball(release_dir: Path, dest: Path) -> str:
+    """A .tar.gz of the release (no top folder, like mix's :tar step) and its .sha256 beside it."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
+        for child in sorted(release_dir.iterdir()):
+            tar.add(child, arcname=child.name, recursive=True)
+    os.replace(tmp, dest)
+    digest = hashlib.sha256()
+    with open(dest, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    sha = digest.hexdigest()
+    dest.with_name(dest.name + ".sha256").write_text(f"{sha}  {dest.name}\n")
+    return sha
+
+
+def update_manifest(out: Path, project: str, release: str, version: str, entries: list[dict]) -> Path:
+    """`<out>/manifest.json`: one entry per target, newest build wins."""
+    from .. import __version__
+
+    path = out / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+        if manifest.get("release") != release or manifest.get("version") != version:
+            manifest = {}
+    except (OSError, ValueError):
+        manifest = {}
+    artifacts = {a["target"]: a for a in manifest.get("artifacts", [])}
+    for entry in entries:
+        artifacts[entry["target"]] = entry
+    manifest = {
+        "project": project,
+        "release": release,
+        "version": version,
+        "xrel": __version__,
+        "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "artifacts": [artifacts[k] for k in sorted(artifacts)],
+    }
+    tmp = path.with_name("manifest.json.part")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def release_marker(release_dir: Path, target: Target, runtime: Runtime) -> None:
+    """`releases/xrel.json` in the release: what `xrel run` reads to know the target."""
+    data = {"target": target.id, "otp_version": runtime.otp_version, "erts_version": runtime.erts_version,
+            "nif_version": runtime.nif_version, "runtime_source": runtime.source,
+            "runtime_meta": {k: runtime.meta.get(k) for k in ("suite", "debian_version", "glibc_floor")}}
+    (release_dir / "releases" / "xrel.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,218 @@
+"""`xrel build`: compile a mix project once and assemble a release per target."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .. import progress
+from ..binaries import version_key
+from ..errors import UsageError
+from ..hostenv import HostErlang, host_erlang
+from ..inspect import Report, inspect_tree
+from ..runtimes import Runtime, fetch_runtime
+from ..targets import Target
+from ..toolchain import Toolchain
+from . import assemble
+from .mix import Project, load_project, mix_env_vars, run_mix
+from .native import App
+from .workspace import Workspace, sync_tree, workspace_for
+
+# Elixir version -> the OTP majors it supports (a warning outside, not an error).
+ELIXIR_OTP = {"1.13": (22, 25), "1.14": (23, 26), "1.15": (24, 26), "1.16": (24, 26), "1.17": (25, 27),
+              "1.18": (25, 28), "1.19": (26, 28)}
+
+
+@dataclass
+class TargetResult:
+    target: str
+    release_dir: str
+    tarball: str
+    sha256: str
+    otp_version: str
+    erts_version: str
+    nif_version: str
+    runtime: dict
+    glibc_floor: str | None
+    native_files: list[dict]
+    needed_libraries: list[str]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BuildResult:
+    project: str
+    release: str
+    version: str
+    out: str
+    manifest: str
+    targets: list[TargetResult]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_versions(runtime: Runtime, host: HostErlang, target: Target) -> list[str]:
+    """BEAM files compiled here must load on the target: target OTP in [host, host+2]."""
+    notes = []
+    major, hmajor = runtime.otp_major, host.otp_major
+    if major < hmajor:
+        raise UsageError(f"target OTP {runtime.otp_version} is older than this machine's OTP {hmajor}: "
+                         f"BEAM files compiled here will not load there",
+                         f"use --otp {hmajor} (or newer), or build on an OTP {major} machine")
+    if major > hmajor + 2:
+        raise UsageError(f"target OTP {major} is more than two releases newer than this machine's OTP {hmajor}",
+                         f"use --otp {hmajor}..{hmajor + 2}, or install a newer OTP here")
+    elixir = host.elixir_version or ""
+    window = ELIXIR_OTP.get(".".join(elixir.split(".")[:2]))
+    if window and not window[0] <= major <= window[1]:
+        notes.append(f"warning: Elixir {elixir} supports OTP {window[0]}-{window[1]}, the target runs OTP {major}")
+    if target.glibc and runtime.glibc_floor and version_key(runtime.glibc_floor) > version_key(target.glibc):
+        raise UsageError(f"the {runtime.source} OTP {runtime.otp_version} runtime itself needs glibc "
+                         f"{runtime.glibc_floor}, above the requested floor {target.glibc}",
+                         f"ask for {target.name}.{runtime.glibc_floor} or a runtime built for an older glibc")
+    return notes
+
+
+def sync_workspace(project: Project, ws: Workspace) -> None:
+    """Mirror the project and every dependency into the target's tree (host binaries of
+    native apps are not copied)."""
+    inside = [a.path for a in project.deps if a.path.is_relative_to(project.path)]
+    sync_tree(project.path, ws.project, excludes={"_build", ".git", ".elixir_ls", "deps"},
+              drop_binaries_under=[project.path] if project.own.native else [], skip_subtrees=inside)
+    for app in project.deps:
+        dest = ws.root / app.path.resolve().relative_to(app.path.resolve().anchor)
+        sync_tree(app.path, dest, drop_binaries_under=[app.path] if app.native else [])
+
+
+def forget_native_outputs(project: Project, ws: Workspace) -> None:
+    """In a tree seeded from another target: make mix rebuild every native or target-baking
+    app (their build dirs go), and drop the project's own native outputs."""
+    lib = ws.build_dir / project.mix_env / "lib"
+    for app in project.deps:
+        if app.native or app.recompile_per_target:
+            shutil.rmtree(lib / app.name, ignore_errors=True)
+    own = project.own
+    if own.recompile_per_target:
+        shutil.rmtree(lib / own.name, ignore_errors=True)
+    elif own.native:
+        priv = lib / own.name / "priv"
+        if priv.is_dir() and not priv.is_symlink():
+            shutil.rmtree(priv)
+
+
+def compile_precompiled_deps(project: Project, ws: Workspace, target: Target, env: dict, log: Path) -> None:
+    """Deps whose precompiler picks an artifact by TARGET_* compile alone, with those set."""
+    for app in project.deps:
+        extra = app.env_for(target)
+        if not extra:
+            continue
+        built = (ws.build_dir / project.mix_env / "lib" / app.name / "ebin").is_dir()
+        if built:
+            continue
+        run_mix(["deps.compile", app.name], ws.project, {**env, **extra}, log, f"compiling {app.name} for {target}")
+
+
+def explain(report: Report, project: Project) -> None:
+    """Name the dependency behind each bad file and the likely cause."""
+    apps = {a.name: a for a in project.apps}
+    for finding in report.problems:
+        parts = Path(finding.path).parts
+        if len(parts) > 1 and parts[0] == "lib":
+            app = apps.get(parts[1].rsplit("-", 1)[0])
+            if app is None:
+                continue
+            if app.precompiler:
+                finding.origin = (f"dependency {app.name}: its {app.precompiler} artifact is not for this target "
+                                  f"(a download for the wrong target?)")
+            elif app.native:
+                finding.origin = (f"dependency {app.name}: its build ({', '.join(app.kinds)}) did not use xrel's "
+                                  f"CC/CXX (a hard-coded compiler?)")
+            else:
+                finding.origin = f"dependency {app.name}: ships a prebuilt binary"
+
+
+def build_target(project: Project, target: Target, release: str, out: Path, *, otp: str | None,
+                 source: str | None, offline: bool, seed: Workspace | None,
+                 mix_target: str | None) -> tuple[TargetResult, Workspace]:
+    start = time.monotonic()
+    host = host_erlang()
+    label = f"[{target.id}]"
+    with progress.step(f"{label} runtime"):
+        runtime = fetch_runtime(target, otp=otp or str(host.otp_major), source=source, offline=offline)
+    notes = check_versions(runtime, host, target)
+    for note in notes:
+        progress.note(f"{label} {note}")
+    ws = workspace_for(project.path, project.mix_env, target.id, f"{runtime.source}-{runtime.otp_version}")
+    log = ws.root.parent / "build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    with progress.step(f"{label} compile and assemble"):
+        sync_workspace(project, ws)
+        if seed is not None and not (ws.build_dir / project.mix_env).exists():
+            ws.relink_from(seed, project.mix_env)
+            forget_native_outputs(project, ws)
+        tc = Toolchain(target, otp_root=runtime.root)
+        extra = {**tc.env(), "XREL_INCLUDE_ERTS": str(runtime.erts_dir), "XREL_TARGET_OS": target.os}
+        if mix_target:
+            extra["MIX_TARGET"] = mix_target
+        env = mix_env_vars(ws.project, project.mix_env, extra)
+        compile_precompiled_deps(project, ws, target, env, log)
+        release_dir = out / target.id / release
+        run_mix(["release", release, "--overwrite", "--path", str(release_dir)], ws.project, env, log,
+                f"building the release for {target}")
+    if target.os == "windows":
+        notes += assemble.fix_windows_names(release_dir)
+    if runtime.otp_major != host.otp_major:
+        restored = assemble.restore_otp_beams(release_dir, runtime)
+        notes.append(f"restored the target's own beams for {len(restored)} OTP apps")
+    assemble.release_marker(release_dir, target, runtime)
+    with progress.step(f"{label} inspect"):
+        report = inspect_tree(release_dir, target)
+        explain(report, project)
+        report.raise_for_problems(f"the release for {target}")
+    version = release_version(release_dir)
+    tarball = out / f"{release}-{version}-{target.id}.tar.gz"
+    with progress.step(f"{label} tarball"):
+        sha = assemble.write_tarball(release_dir, tarball)
+    result = TargetResult(
+        target=target.id, release_dir=str(release_dir), tarball=str(tarball), sha256=sha,
+        otp_version=runtime.otp_version, erts_version=runtime.erts_version, nif_version=runtime.nif_version,
+        runtime=runtime.to_dict(), glibc_floor=report.glibc_floor,
+        native_files=[{"path": f.path, **f.info} for f in report.files], needed_libraries=report.needed,
+        seconds=round(time.monotonic() - start, 2), notes=notes,
+    )
+    return result, ws
+
+
+def release_version(release_dir: Path) -> str:
+    data = (release_dir / "releases" / "start_erl.data").read_text().split()
+    return data[1] if len(data) > 1 else "0"
+
+
+def build(project_dir: str | Path = ".", targets: list[str | Target] = ("host",), *, otp: str | None = None,
+          source: str | None = None, release: str | None = None, out: str | Path | None = None,
+          mix_env: str = "prod", mix_target: str | None = None, offline: bool = False) -> BuildResult:
+    """Build a release of the project for each target; see BuildResult."""
+    parsed = [Target.parse(t) for t in targets]
+    if not parsed:
+        raise UsageError("no target given", "pass --target, e.g. --target aarch64-linux-gnu")
+    project = load_project(Path(project_dir), mix_env)
+    name = project.release_name(release)
+    out_dir = Path(out).resolve() if out else project.path / "_build" / "xrel"
+    results: list[TargetResult] = []
+    seed = None
+    for target in parsed:
+        result, ws = build_target(project, target, name, out_dir, otp=otp, source=source, offline=offline,
+                                  seed=seed, mix_target=mix_target)
+        seed = seed or ws
+        results.append(result)
+    version = release_version(Path(results[0].release_dir))
+    entries = [{"target": r.target, "file": Path(r.tarball).name, "sha256": r.sha256, "otp": r.otp_version,
+                "erts": r.erts_version, "nif": r.nif_version, "runtime_source": r.runtime.get("source"),
+                "runtime_sha256": r.runtime.get("sha256"), "glibc_floor": r.glibc_floor} for r in results]
+    manifest = assemble.update_manifest(out_dir, project.name, name, version, entries)
+    return BuildResult(project.name, name, version, str(out_dir), str(manifest), results)

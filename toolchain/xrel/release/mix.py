@@ -1,0 +1,118 @@
+"""Run mix through xrel's MIX_EXS wrapper, and read a project's shape with it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import BuildError, UsageError
+from ..hostenv import ERLANG_HINT, require
+from .native import App, classify
+
+WRAPPER = Path(__file__).with_name("wrapper.exs")
+LOG_TAIL = 25
+
+
+def mix_env_vars(project: Path, mix_env: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "MIX_ENV": mix_env,
+        "MIX_EXS": str(WRAPPER),
+        "XREL_USER_MIX_EXS": str(project / "mix.exs"),
+        "MIX_QUIET": env.get("MIX_QUIET", ""),
+    })
+    for var in ("MIX_BUILD_PATH", "MIX_BUILD_ROOT", "MIX_DEPS_PATH", "MIX_TARGET"):
+        env.pop(var, None)  # the build tree decides these
+    if "MIX_REBAR3" not in env and shutil.which("rebar3"):
+        env["MIX_REBAR3"] = shutil.which("rebar3")  # mix would otherwise offer to download one
+    env.update(extra or {})
+    return env
+
+
+def run_mix(args: list[str], project: Path, env: dict[str, str], log: Path, what: str) -> None:
+    """Run `mix <args>` in `project`; on failure raise BuildError with the log's tail."""
+    require("mix", ERLANG_HINT)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as out:
+        out.write(f"\n$ mix {' '.join(args)}   (in {project})\n")
+        out.flush()
+        proc = subprocess.run(["mix", *args], cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL:]
+        raise BuildError(f"{what} failed (mix {args[0]} exit {proc.returncode}); last lines:\n  "
+                         + "\n  ".join(tail), f"full log: {log}")
+
+
+@dataclass
+class Project:
+    """A mix project as xrel needs to know it."""
+
+    path: Path
+    mix_env: str
+    info: dict
+    apps: list[App] = field(default_factory=list)  # the project itself first, then its deps
+
+    @property
+    def name(self) -> str:
+        return str(self.info.get("app") or self.path.name)
+
+    @property
+    def umbrella(self) -> bool:
+        return bool(self.info.get("umbrella"))
+
+    @property
+    def own(self) -> App:
+        return self.apps[0]
+
+    @property
+    def deps(self) -> list[App]:
+        return self.apps[1:]
+
+    def release_name(self, requested: str | None) -> str:
+        releases = [str(r) for r in self.info.get("releases", [])]
+        if requested:
+            if releases and requested not in releases:
+                raise UsageError(f"release '{requested}' is not defined in mix.exs",
+                                 f"choose one of {', '.join(releases)}")
+            return requested
+        if len(releases) > 1 and not self.info.get("default_release"):
+            raise UsageError(f"mix.exs defines several releases ({', '.join(releases)})", "pick one with --release")
+        if releases:
+            return str(self.info.get("default_release") or releases[0])
+        if self.umbrella:
+            raise UsageError("an umbrella project needs a release in mix.exs (releases: [...])",
+                             "see `mix help release`")
+        return self.name
+
+
+def load_project(path: Path, mix_env: str = "prod") -> Project:
+    """Check the project and read its apps and deps (nothing is written into it)."""
+    path = Path(path).resolve()
+    if not (path / "mix.exs").is_file():
+        raise UsageError(f"no mix.exs in {path}", "run xrel in a mix project or pass its directory")
+    for tool in ("erl", "elixir", "mix"):
+        require(tool, ERLANG_HINT)
+    with tempfile.TemporaryDirectory(prefix="xrel-info-") as tmp:
+        out = Path(tmp) / "info.json"
+        env = mix_env_vars(path, mix_env, {"XREL_INFO_OUT": str(out),
+                                           # nothing is built: keep mix's build dir out of the user's tree
+                                           "MIX_BUILD_PATH": str(Path(tmp) / "build")})
+        proc = subprocess.run(["mix", "xrel.info"], cwd=path, env=env, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL)
+        if proc.returncode != 0 or not out.exists():
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise UsageError(f"mix could not load {path / 'mix.exs'}: {' '.join(detail[-3:])[:400]}",
+                             "check that `mix compile` works in the project")
+        info = json.loads(out.read_text())
+    missing = [d["app"] for d in info["deps"] if not d["exists"]]
+    if missing:
+        raise UsageError(f"dependencies not fetched: {', '.join(missing)}", "run `mix deps.get` first")
+    apps = [classify(info.get("app") or path.name, path)]
+    apps += [classify(d["app"], Path(d["path"]), d["scm"]) for d in info["deps"]]
+    return Project(path, mix_env, info, apps)

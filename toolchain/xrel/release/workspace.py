@@ -1,0 +1,139 @@
+"""Per-target build trees: mirrored copies of the project and its path deps, kept in sync.
+
+Each target builds in its own tree under the cache, which mirrors the absolute paths of the
+project and of every dependency outside it (so relative path deps keep working). The user's
+files are only ever read. Native binaries found in the user's copies of native code (host
+builds of a NIF, objects) are not copied: the target rebuilds them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import binaries, cache
+
+# Never copied from the user's project into a build tree.
+PROJECT_EXCLUDES = {"_build", ".git", ".elixir_ls", ".lexical", ".xrel", "node_modules/.cache"}
+OBJECT_SUFFIXES = (".o", ".obj", ".a", ".lib", ".so", ".dll", ".dylib", ".pdb", ".exp", ".rlib", ".d")
+MANIFEST = ".xrel-synced.json"
+
+
+def _is_host_output(path: Path) -> bool:
+    """A build output of native code: an object/library by name, or any native file by content."""
+    return path.name.endswith(OBJECT_SUFFIXES) or binaries.sniff(path) is not None
+
+
+@dataclass
+class SyncStats:
+    copied: int = 0
+    removed: int = 0
+    skipped_binaries: int = 0
+
+
+def sync_tree(src: Path, dst: Path, *, excludes: set[str] = frozenset(), drop_binaries_under: list[Path] = (),
+              skip_subtrees: list[Path] = ()) -> SyncStats:
+    """Make `dst` hold `src`'s files: copy new/changed ones (mtimes kept, so mix and make see
+    them unchanged), remove files that left `src` since the last sync, and leave build outputs
+    that exist only in `dst` alone. Native binaries under `drop_binaries_under` are not copied."""
+    stats = SyncStats()
+    manifest_path = dst / MANIFEST
+    try:
+        previous = set(json.loads(manifest_path.read_text()))
+    except (OSError, ValueError):
+        previous = set()
+    current: set[str] = set()
+    drop_roots = [str(p) for p in drop_binaries_under]
+    skip = {str(p) for p in skip_subtrees}
+    for dirpath, dirnames, filenames in os.walk(src):
+        rel_dir = os.path.relpath(dirpath, src)
+        dirnames[:] = [d for d in dirnames
+                       if os.path.normpath(os.path.join(rel_dir, d)) not in excludes
+                       and os.path.join(dirpath, d) not in skip]
+        dropping = any(dirpath == r or dirpath.startswith(r + os.sep) for r in drop_roots)
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            s = Path(dirpath) / name
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if dropping and not s.is_symlink() and _is_host_output(s):
+                stats.skipped_binaries += 1
+                continue
+            current.add(rel)
+            d = dst / rel
+            if _same(s, d):
+                continue
+            d.parent.mkdir(parents=True, exist_ok=True)
+            if d.is_symlink() or d.is_file():
+                d.unlink()
+            elif d.is_dir():
+                shutil.rmtree(d)
+            if s.is_symlink():
+                os.symlink(os.readlink(s), d)
+            else:
+                shutil.copy2(s, d)
+            stats.copied += 1
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+    for rel in previous - current:
+        p = dst / rel
+        if p.is_symlink() or p.is_file():
+            p.unlink()
+            stats.removed += 1
+    dst.mkdir(parents=True, exist_ok=True)
+    manifest_path.write_text(json.dumps(sorted(current)))
+    return stats
+
+
+def _same(s: Path, d: Path) -> bool:
+    try:
+        if s.is_symlink():
+            return d.is_symlink() and os.readlink(s) == os.readlink(d)
+        a, b = s.stat(), d.lstat()
+    except OSError:
+        return False
+    return not d.is_symlink() and a.st_size == b.st_size and int(a.st_mtime) == int(b.st_mtime)
+
+
+def mirrored(root: Path, path: Path) -> Path:
+    """Where absolute `path` lives inside a mirror rooted at `root`."""
+    return root / Path(path).resolve().relative_to(Path(path).resolve().anchor)
+
+
+@dataclass
+class Workspace:
+    """One target's build tree."""
+
+    root: Path  # mirror root
+    project: Path  # the project's copy inside it
+    key: str
+
+    @property
+    def build_dir(self) -> Path:
+        return self.project / "_build"
+
+    def relink_from(self, other: "Workspace", mix_env: str) -> None:
+        """Seed this tree's _build/<env> from another target's (BEAM code compiled once)."""
+        src = other.build_dir / mix_env
+        dst = self.build_dir / mix_env
+        if dst.exists() or not src.exists():
+            return
+        shutil.copytree(src, dst, symlinks=True)
+        # symlinks that point into the other tree by absolute path are re-pointed into ours
+        for dirpath, dirnames, filenames in os.walk(dst):
+            for name in dirnames + filenames:
+                p = Path(dirpath) / name
+                if p.is_symlink():
+                    target = os.readlink(p)
+                    if target.startswith(str(other.root)):
+                        p.unlink()
+                        os.symlink(str(self.root) + target[len(str(other.root)):], p)
+
+
+def workspace_for(project_dir: Path, mix_env: str, target_id: str, runtime_key: str) -> Workspace:
+    project_dir = project_dir.resolve()
+    digest = hashlib.sha256(f"{project_dir}|{mix_env}".encode()).hexdigest()[:12]
+    key = f"{project_dir.name}-{digest}/{mix_env}/{target_id}-{runtime_key}"
+    root = cache.area("builds") / key / "root"
+    return Workspace(root=root, project=mirrored(root, project_dir), key=key)
