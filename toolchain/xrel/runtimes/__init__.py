@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import cache, progress
-from ..errors import NotAvailableError, XrelError
+from ..errors import NotAvailableError, VerificationError, XrelError
 from ..targets import Target
 from . import versions
 from .base import FetchOptions, Offer, get_source
@@ -134,7 +134,7 @@ def fetch_runtime(target: Target | str, otp: str | None = None, source: str | No
         cached = _cached(target, request, sources)
         if cached:
             return cached[0]
-    options = FetchOptions(offline=offline, sha256=sha256, location=location)
+    options = FetchOptions(offline=offline, sha256=sha256, location=location, request=request)
     offer = _choose(target, request, sources, options)
     return install(offer, target, options, force=force)
 
@@ -145,6 +145,8 @@ def _choose(target: Target, request, sources: list[str], options: FetchOptions) 
     for name in sources:
         try:
             offers = get_source(name).offers(target, options)
+        except VerificationError:
+            raise  # a bad signature is never just "not available"
         except XrelError as e:
             errors.append(f"{name}: {e.message}")
             continue

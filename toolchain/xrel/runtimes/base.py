@@ -31,6 +31,7 @@ class FetchOptions:
     offline: bool = False
     sha256: str | None = None  # a pin given by the user
     location: str | None = None  # a path or URL, for the local/url source
+    request: tuple[int, ...] | None = None  # the OTP version asked; sources may skip what cannot match
 
 
 class Source(Protocol):

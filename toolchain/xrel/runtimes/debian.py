@@ -81,6 +81,8 @@ class DebianSource:
         cfg = settings("debian")
         offers = []
         for suite in self._suites(target):
+            if options.request and options.request[0] != suite["otp"]:
+                continue  # this suite's OTP cannot match the request
             repo = self._repo(suite, target)
             repo.update(offline=options.offline)
             index = repo.packages()
