@@ -92,3 +92,71 @@ def build_cmd(project_dir, targets, otp, source, release, out, mix_env, mix_targ
         floor = f", glibc >= {t.glibc_floor}" if t.glibc_floor else ""
         click.echo(f"{t.target:<24} {t.tarball}  (OTP {t.otp_version}{floor}, {t.seconds:.1f}s)")
     click.echo(f"manifest: {result.manifest}")
+
+
+@command("inspect")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("-t", "--target", required=False, help="Target to check against (default: from the release).")
+@click.option("--json", "as_json", is_flag=True)
+def inspect_cmd(path: str, target: str | None, as_json: bool) -> None:
+    """Check every native file in a release dir or tarball against its target."""
+    from .emulate import opened_release, release_target
+    from .inspect import inspect_tree
+
+    with opened_release(path) as release_dir:
+        parsed = release_target(release_dir, target)
+        report = inspect_tree(release_dir, parsed)
+        report.root = path
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for f in report.files:
+            info = f.info
+            mark = "ok " if not f.problems else "BAD"
+            needed = f"  needs: {', '.join(info.get('needed') or []) or '-'}"
+            click.echo(f"{mark} {f.path}: {info.get('format')} {info.get('bits')}-bit machine {info.get('machine')}"
+                       f"{', ' + info['libc'] if info.get('libc') else ''}{needed}")
+            for p in f.problems:
+                click.echo(f"      {p}")
+        click.echo(f"target {report.target}: {len(report.files)} native files, glibc floor "
+                   f"{report.glibc_floor or '-'}, needs {', '.join(report.needed) or 'nothing outside'}")
+    if not report.ok:
+        report.raise_for_problems(path)
+
+
+@command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("release", type=click.Path(exists=True))
+@click.option("-t", "--target", default=None, help="Target (default: from the release).")
+@click.option("--sysroot-package", "packages", multiple=True, help="Extra Debian package for the sysroot.")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def run_cmd(release: str, target: str | None, packages: tuple[str, ...], args: tuple[str, ...]) -> None:
+    """Run RELEASE's bin/<name> ARGS on its target CPU (qemu-user when foreign)."""
+    from .emulate import run
+
+    raise SystemExit(run(release, list(args), target=target, sysroot_packages=list(packages)))
+
+
+@command("smoke")
+@click.argument("release", type=click.Path(exists=True))
+@click.option("-t", "--target", default=None)
+@click.option("--sysroot-package", "packages", multiple=True, help="Extra Debian package for the sysroot.")
+@click.option("--json", "as_json", is_flag=True)
+def smoke_cmd(release: str, target: str | None, packages: tuple[str, ...], as_json: bool) -> None:
+    """Boot RELEASE on its target CPU, load every module (every NIF), check crypto."""
+    from .emulate import smoke
+    from .errors import EmulationError
+
+    report = smoke(release, target=target, sysroot_packages=list(packages))
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        click.echo(f"{report.target} ({report.mode}): {len(report.apps)} apps, {report.modules} modules, "
+                   f"NIFs loaded: {', '.join(report.nifs_loaded) or 'none'}")
+        click.echo(f"priv executables: {', '.join(report.executables) or 'none'}; crypto: "
+                   f"{report.crypto.get('status', 'absent')} {report.crypto.get('library', '')}")
+        for f in report.failures:
+            click.echo(f"FAILED {f['module']} ({f['app']}): {f['reason']} {f['loader_error']}")
+    if not report.ok:
+        first = report.failures[0] if report.failures else None
+        detail = f": {first['module']}: {first['loader_error'] or first['reason']}" if first else ""
+        raise EmulationError(f"smoke test failed for {report.target}: {'; '.join(report.notes)}{detail}")

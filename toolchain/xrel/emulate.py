@@ -1,0 +1,259 @@
+"""Run a release on its target CPU here (qemu-user, or natively), and smoke-test it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from . import qemu
+from .archive import extract_tar
+from .binaries import read, version_key
+from .errors import EmulationError, UsageError
+from .inspect import inspect_tree
+from .sysroot import ensure_sysroot
+from .targets import Target, all_targets, host_target
+
+
+@dataclass
+class Plan:
+    """How to start a release here."""
+
+    release_dir: Path
+    command: Path  # bin/<name>
+    target: Target
+    mode: str  # native | qemu
+    env: dict[str, str]
+    sysroot: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def opened_release(path: str | Path) -> Iterator[Path]:
+    """A release directory for `path` (a release dir, or an xrel tarball unpacked to a temp dir)."""
+    path = Path(path)
+    if path.is_dir():
+        yield path.resolve()
+    elif path.is_file() and tarfile.is_tarfile(path):
+        with tempfile.TemporaryDirectory(prefix="xrel-run-") as tmp:
+            extract_tar(path, Path(tmp), name=path.name)
+            yield Path(tmp)
+    else:
+        raise UsageError(f"{path} is not a release directory or tarball", "pass what `xrel build` wrote")
+
+
+def release_target(release_dir: Path, requested: str | None = None) -> Target:
+    """The release's target: --target, else xrel's marker, else its beam.smp's format."""
+    if requested:
+        return Target.parse(requested)
+    marker = release_dir / "releases" / "xrel.json"
+    if marker.is_file():
+        return Target.parse(json.loads(marker.read_text())["target"])
+    beams = sorted(release_dir.glob("erts-*/bin/beam.smp*"))
+    if not beams:
+        raise UsageError(f"{release_dir} has no erts-*/bin/beam.smp", "pass --target, or a release with ERTS")
+    info = read(beams[0])
+    for t in all_targets():
+        if (t.format, t.machine, t.bits) == (info.format, info.machine, info.bits) and \
+                (t.libc is None or info.libc in (None, t.libc)) and (not t.float_abi or t.float_abi == info.float_abi):
+            return t
+    raise UsageError(f"cannot tell the target of {beams[0]}", "pass --target")
+
+
+def release_command(release_dir: Path) -> Path:
+    scripts = [p for p in (release_dir / "bin").glob("*") if p.is_file() and p.suffix == "" and os.access(p, os.X_OK)]
+    if len(scripts) != 1:
+        raise UsageError(f"expected one start script in {release_dir}/bin, found {len(scripts)}",
+                         "is this a mix release?")
+    return scripts[0]
+
+
+def _otp_major(release_dir: Path) -> int:
+    marker = release_dir / "releases" / "xrel.json"
+    if marker.is_file():
+        return int(json.loads(marker.read_text())["otp_version"].split(".")[0])
+    return 0
+
+
+def jit_flags(target: Target, otp_major: int) -> str:
+    """The arm64 JIT dual-maps code memory, which crashes under qemu-user: single-map it.
+    Added under emulation only, never into the release."""
+    if target.arch != "aarch64":
+        return ""
+    return "+JMsingle true" if otp_major >= 26 else "+JPperf true"
+
+
+def _host_glibc() -> tuple[int, ...]:
+    lib, version = platform.libc_ver()
+    return version_key(version) if lib == "glibc" else ()
+
+
+def plan(release_dir: Path, target: Target | None = None, sysroot_packages: list[str] = (),
+         offline: bool = False) -> Plan:
+    target = target or release_target(release_dir)
+    emu = qemu.emulation(target)
+    if not emu.possible:
+        raise EmulationError(f"cannot run a {target.name} release here: {emu.reason}",
+                             "`xrel inspect` still checks it; run it on the target itself")
+    command = release_command(release_dir)
+    report = inspect_tree(release_dir, target)
+    marker = release_dir / "releases" / "xrel.json"
+    meta = json.loads(marker.read_text()).get("runtime_meta", {}) if marker.is_file() else {}
+    env = dict(os.environ)
+    notes = []
+    if emu.mode == "native":
+        floor = version_key(report.glibc_floor or "0")
+        if floor > _host_glibc():
+            raise EmulationError(
+                f"this release needs glibc {report.glibc_floor}, this machine has "
+                f"{'.'.join(map(str, _host_glibc()))}", "run it on a newer system or build with an older runtime")
+        return Plan(release_dir, command, target, "native", env, None, notes)
+    if not emu.binfmt:
+        raise EmulationError(f"{target.name} releases need binfmt_misc for their start script, "
+                             f"which has no entry for this CPU here", qemu.ENABLE_BINFMT)
+    sysroot = ensure_sysroot(target, report.needed, meta, list(sysroot_packages), offline=offline)
+    env["QEMU_LD_PREFIX"] = str(sysroot)
+    flags = jit_flags(target, _otp_major(release_dir))
+    if flags:
+        env["ELIXIR_ERL_OPTIONS"] = (env.get("ELIXIR_ERL_OPTIONS", "") + " " + flags).strip()
+        notes.append(f"added {flags} for qemu-user (not in the release)")
+    return Plan(release_dir, command, target, "qemu", env, sysroot, notes)
+
+
+def run(release: str | Path, args: list[str], target: str | None = None,
+        sysroot_packages: list[str] = (), **popen) -> int:
+    """Run `bin/<name> ARGS` of the release on its target CPU; returns the exit code."""
+    with opened_release(release) as release_dir:
+        p = plan(release_dir, Target.parse(target) if target else None, sysroot_packages)
+        return subprocess.call([str(p.command), *args], env=p.env, **popen)
+
+
+SMOKE_CODE = r'''
+out = fn parts -> IO.puts(Enum.join(["XREL-SMOKE" | parts], "\t")) end
+root = to_string(:code.root_dir())
+for ebin <- Path.wildcard(Path.join(root, "lib/*/ebin")) do
+  app = ebin |> Path.dirname() |> Path.basename()
+  beams = Path.wildcard(Path.join(ebin, "*.beam"))
+  failed =
+    for beam <- beams, mod = beam |> Path.basename(".beam") |> String.to_atom(), reduce: [] do
+      acc ->
+        case :code.ensure_loaded(mod) do
+          {:module, _} -> acc
+          {:error, reason} -> [{mod, reason} | acc]
+        end
+    end
+  out.(["app", app, Integer.to_string(length(beams)), Integer.to_string(length(failed))])
+  for {mod, reason} <- failed, do: out.(["fail", app, inspect(mod), inspect(reason)])
+end
+maps = case File.read("/proc/self/maps") do
+  {:ok, text} -> text
+  _ -> ""
+end
+for line <- String.split(maps, "\n"), path = line |> String.split(" ", trim: true) |> Enum.at(5),
+    is_binary(path) and String.starts_with?(path, root <> "/lib/"), uniq: true,
+    do: out.(["mapped", path])
+crypto =
+  try do
+    hash = :crypto.hash(:sha256, "xrel") |> Base.encode16(case: :lower)
+    {_, _, version} = hd(:crypto.info_lib())
+    ["ok", hash, to_string(version)]
+  rescue
+    e -> ["error", Exception.message(e), ""]
+  catch
+    kind, reason -> ["error", inspect({kind, reason}), ""]
+  end
+out.(["crypto" | crypto])
+out.(["system", to_string(:erlang.system_info(:system_architecture)), to_string(:erlang.system_info(:otp_release)),
+      Integer.to_string(:erlang.system_info(:wordsize))])
+'''
+
+
+@dataclass
+class SmokeReport:
+    target: str
+    mode: str
+    ok: bool
+    apps: dict[str, int]
+    modules: int
+    failures: list[dict]
+    nifs_loaded: list[str]
+    executables: list[str]
+    crypto: dict
+    system: dict
+    notes: list[str]
+    output_tail: list[str]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _parse_smoke(output: str) -> dict:
+    data: dict = {"apps": {}, "modules": 0, "failures": [], "mapped": [], "crypto": {}, "system": {}}
+    for line in output.splitlines():
+        if not line.startswith("XREL-SMOKE\t"):
+            continue
+        kind, *rest = line.split("\t")[1:]
+        if kind == "app":
+            data["apps"][rest[0]] = int(rest[1])
+            data["modules"] += int(rest[1])
+        elif kind == "fail":
+            data["failures"].append({"app": rest[0], "module": rest[1], "reason": rest[2]})
+        elif kind == "mapped":
+            data["mapped"].append(rest[0])
+        elif kind == "crypto":
+            data["crypto"] = {"status": rest[0], "sha256": rest[1], "library": rest[2]}
+        elif kind == "system":
+            data["system"] = {"architecture": rest[0], "otp_release": rest[1], "wordsize": int(rest[2])}
+    return data
+
+
+def _loader_errors(output: str, module: str) -> str:
+    """The loader's own words about a module whose on_load failed (from the VM's log)."""
+    bare = module.strip("'").replace("Elixir.", "")
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if "on_load" in line and bare in line:
+            return " ".join(x.strip() for x in lines[i:i + 4])[:500]
+    return ""
+
+
+def smoke(release: str | Path, target: str | None = None, sysroot_packages: list[str] = (),
+          timeout: float = 600) -> SmokeReport:
+    """Boot the release (`eval`), load every module of every app (running each NIF's on_load),
+    and report apps, modules, NIFs loaded, priv executables and whether crypto works."""
+    with opened_release(release) as release_dir:
+        p = plan(release_dir, Target.parse(target) if target else None, sysroot_packages)
+        proc = subprocess.run([str(p.command), "eval", SMOKE_CODE], env=p.env, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+        output = proc.stdout + proc.stderr
+        data = _parse_smoke(output)
+        for failure in data["failures"]:
+            failure["loader_error"] = _loader_errors(output, failure["module"])
+        report = inspect_tree(release_dir, p.target)
+        executables = [f.path for f in report.files if f.info.get("kind") == "executable" and "/priv/" in f.path]
+        shared = [f.path for f in report.files if f.info.get("kind") == "shared" and "/priv/" in f.path]
+        nifs = sorted({str(Path(m).relative_to(release_dir)) for m in data["mapped"] if
+                       str(Path(m).relative_to(release_dir)) in shared}) if data["mapped"] else []
+        problems = []
+        if proc.returncode != 0 or not data["system"]:
+            problems.append(f"the release did not boot (exit {proc.returncode})")
+        if data["failures"]:
+            problems.append(f"{len(data['failures'])} module(s) failed to load")
+        if data["crypto"].get("status") != "ok" and "crypto" in " ".join(data["apps"]):
+            problems.append("crypto does not work")
+        return SmokeReport(
+            target=p.target.id, mode=p.mode, ok=not problems, apps=data["apps"], modules=data["modules"],
+            failures=data["failures"], nifs_loaded=nifs, executables=executables, crypto=data["crypto"],
+            system=data["system"], notes=p.notes + problems, output_tail=output.splitlines()[-15:],
+        )
+
+
+def host_can_run(target: Target) -> bool:
+    return target.name == host_target().name

@@ -1,0 +1,153 @@
+"""Target sysroots from Debian: the shared libraries a release's binaries need, found from their
+NEEDED entries (not a fixed list), fetched through apt with private state, cached."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+from . import apt, cache, progress, recipes
+from .archive import extract_deb
+from .download import fetch_verified
+from .errors import EmulationError, NotAvailableError
+from .runtimes.base import settings
+from .targets import Target
+
+# Library packages whose dependencies are followed; the rest of a package's Depends are tools.
+_SKIP = {"libc-bin", "libc-l10n", "libc-dev-bin", "libpam-runtime", "libpam-modules", "libpam-modules-bin"}
+MARKER = "xrel-sysroot.json"
+
+
+def suite_for(target: Target, runtime_meta: dict | None) -> dict:
+    """The Debian suite a sysroot comes from: the runtime's own, else the oldest whose glibc
+    is new enough for the runtime."""
+    suites = [s for s in settings("debian")["suites"] if target.debian in s["arches"]]
+    if not suites:
+        raise EmulationError(f"Debian has no suite with {target.debian} packages for a sysroot")
+    meta = runtime_meta or {}
+    for s in suites:
+        if s["name"] == meta.get("suite"):
+            return s
+    floor = tuple(int(x) for x in (meta.get("glibc_floor") or "0").split("."))
+    for s in suites:
+        if tuple(int(x) for x in s["glibc"].split(".")) >= floor:
+            return s
+    return suites[-1]
+
+
+def _policy_names(soname: str) -> list[str]:
+    m = re.match(r"^(lib[\w+.-]*?)\.so\.(\d+)", soname)
+    if not m:
+        return []
+    base, major = m.group(1), m.group(2)
+    base = base.replace("_", "-").lower()
+    return [f"{base}-{major}" if base[-1].isdigit() else f"{base}{major}"]
+
+
+def package_for(soname: str, index: dict) -> str | None:
+    """The Debian package that ships `soname`, by recipe, then policy, then the t64 spelling."""
+    known = recipes.load("sonames").get("sonames", {})
+    candidates = ([known[soname]] if soname in known else []) + _policy_names(soname)
+    for name in candidates + [c + "t64" for c in candidates]:
+        if name in index:
+            return name
+    return None
+
+
+def _depends(stanza: dict) -> list[str]:
+    names = []
+    for field in ("Pre-Depends", "Depends"):
+        for alternative in stanza.get(field, "").split(","):
+            first = alternative.split("|")[0].strip()
+            if first:
+                names.append(re.split(r"[\s(:]", first)[0])
+    return names
+
+
+def closure(packages: set[str], index: dict) -> list[str]:
+    """The packages plus every library package they depend on."""
+    seen: set[str] = set()
+    todo = list(packages)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in index or name in _SKIP:
+            continue
+        seen.add(name)
+        for dep in _depends(index[name][0]):
+            if dep.startswith(("lib", "zlib")) and dep not in seen:
+                todo.append(dep)
+    return sorted(seen)
+
+
+def _fixup(root: Path, target: Target) -> None:
+    """Make the guest loader find everything: `lib -> usr/lib` on usrmerged suites, and every
+    multiarch library also reachable from usr/lib and lib."""
+    usr_lib = root / "usr" / "lib"
+    usr_lib.mkdir(parents=True, exist_ok=True)
+    for name in ("lib", "lib64", "lib32"):
+        link = root / name
+        if not link.exists() and not link.is_symlink() and (name == "lib" or (usr_lib.parent / name).exists()):
+            os.symlink(f"usr/{name}", link)
+    multi = target.multiarch or ""
+    for d in (root / "lib" / multi, usr_lib / multi):
+        if not multi or not d.is_dir():
+            continue
+        for so in d.iterdir():
+            for base in {usr_lib.resolve(), (root / "lib").resolve()}:
+                dest = base / so.name
+                if base != d.resolve() and not dest.exists() and not dest.is_symlink():
+                    os.symlink(os.path.relpath(d.resolve() / so.name, base), dest)
+
+
+def provided_sonames(root: Path) -> set[str]:
+    found = set()
+    for dirpath, _dirs, files in os.walk(root):
+        found.update(f for f in files if ".so" in f)
+        found.update(d for d in _dirs if ".so" in d)
+    return found
+
+
+def ensure_sysroot(target: Target, needed: list[str], runtime_meta: dict | None = None,
+                   extra_packages: list[str] = (), offline: bool = False) -> Path:
+    """A cached sysroot holding every library in `needed` (sonames) for the target."""
+    if target.libc != "glibc" or not target.debian:
+        raise EmulationError(f"no Debian sysroot exists for {target.name}",
+                             "only glibc Linux targets can be run here")
+    suite = suite_for(target, runtime_meta)
+    repo = apt.AptRepo(suite["name"], target.debian, tuple(suite.get("also", ())))
+    repo.update(offline=offline)
+    index = repo.packages()
+    wanted = set(extra_packages) | {"libc6"}
+    missing = []
+    for soname in needed:
+        pkg = package_for(soname, index)
+        (wanted.add(pkg) if pkg else missing.append(soname))
+    if missing:
+        raise EmulationError(f"no Debian {suite['name']} package found for {', '.join(missing)} ({target.debian})",
+                             "name the package with --sysroot-package")
+    packages = closure(wanted, index)
+    digest = hashlib.sha256(json.dumps(packages).encode()).hexdigest()[:12]
+    name = f"{suite['name']}-{target.debian}-{digest}"
+    final = cache.area("sysroots") / name
+    with cache.locked("sysroots", name):
+        if (final / MARKER).is_file():
+            return final
+        if offline:
+            raise NotAvailableError(f"offline, and the sysroot {name} is not cached", "run once online")
+        with progress.step(f"sysroot {suite['name']} {target.debian}: {len(packages)} packages"):
+            files = repo.resolve(packages)
+            with cache.staging(final) as tmp:
+                for deb in files:
+                    extract_deb(fetch_verified(deb.url, deb.sha256, deb.filename), tmp)
+                _fixup(tmp, target)
+                absent = [s for s in needed if s not in provided_sonames(tmp)]
+                if absent:
+                    raise EmulationError(f"the sysroot packages do not provide {', '.join(absent)}",
+                                         "name the right package with --sysroot-package")
+                (tmp / MARKER).write_text(json.dumps({"suite": suite["name"], "arch": target.debian,
+                                                      "packages": {d.package: d.version for d in files},
+                                                      "needed": sorted(needed)}, indent=2))
+    return final
