@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import requests
 
@@ -16,6 +18,7 @@ CHUNK = 1 << 16
 RETRIES = 4
 TIMEOUT = (15, 60)  # connect, read (seconds between bytes)
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+T = TypeVar("T")
 
 _session: requests.Session | None = None
 
@@ -129,6 +132,29 @@ def fetch_unverified(url: str, name: str) -> tuple[Path, str]:
     with cache.locked("downloads", name):
         download(url, dest, None)
         return dest, sha256_file(dest)
+
+
+def fetch_checked(url: str, name: str, check: Callable[[Path], T]) -> tuple[Path, str, T]:
+    """A download verified by `check` (which raises VerificationError): (path, sha256, its result).
+
+    For files whose hash is not known in advance but that can be checked another way (an apk
+    against its signed index). A cached file that passes is reused; a file that fails is deleted.
+    """
+    dest = cache.area("downloads") / name
+    with cache.locked("downloads", name):
+        if dest.exists():
+            with contextlib.suppress(VerificationError):
+                return _checked(dest, check)
+        download(url, dest, None)
+        return _checked(dest, check)
+
+
+def _checked(path: Path, check: Callable[[Path], T]) -> tuple[Path, str, T]:
+    try:
+        return path, sha256_file(path), check(path)
+    except VerificationError:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def fetch_index(url: str, name: str, offline: bool = False) -> bytes:

@@ -7,12 +7,11 @@ from pathlib import Path
 
 from .. import apt
 from ..archive import extract_deb
-from ..cache import remove
 from ..download import fetch_verified
 from ..errors import NotAvailableError
 from ..targets import Target
 from .base import FetchOptions, Offer, settings
-from .normalize import move_contents
+from .normalize import adopt_system_root
 
 
 def _order(c: str) -> int:
@@ -116,11 +115,7 @@ class DebianSource:
         for deb in files:
             path = fetch_verified(deb.url, deb.sha256, deb.filename)
             extract_deb(path, unpacked)
-        otp_root = unpacked / "usr" / "lib" / "erlang"
-        if not (otp_root / "lib").is_dir():
-            raise NotAvailableError(f"the Debian packages for {offer.target} hold no /usr/lib/erlang tree")
-        move_contents(otp_root, dest)
-        remove(unpacked)
+        adopt_system_root(unpacked, dest, f"the Debian packages for {offer.target}")
         return {
             "suite": suite["name"],
             "debian_version": version,

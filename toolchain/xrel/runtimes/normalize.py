@@ -8,7 +8,8 @@ import re
 import shutil
 from pathlib import Path
 
-from ..errors import VerificationError
+from ..cache import remove
+from ..errors import NotAvailableError, VerificationError
 from ..inspect import inspect_tree
 from ..targets import Target
 from .versions import key, nif_version
@@ -132,3 +133,13 @@ def move_contents(src: Path, dest: Path) -> None:
     """Move everything inside `src` into `dest`."""
     for child in src.iterdir():
         os.replace(child, dest / child.name)
+
+
+def adopt_system_root(unpacked: Path, dest: Path, what: str) -> None:
+    """Make the /usr/lib/erlang of system packages unpacked under `unpacked` the OTP root `dest`,
+    then delete the rest of `unpacked` (their /usr/bin links and the like)."""
+    otp_root = unpacked / "usr" / "lib" / "erlang"
+    if not (otp_root / "lib").is_dir():
+        raise NotAvailableError(f"{what} hold no /usr/lib/erlang tree")
+    move_contents(otp_root, dest)
+    remove(unpacked)
