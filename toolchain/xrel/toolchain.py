@@ -15,8 +15,9 @@ from .hostenv import host_erlang
 from .targets import Target, host_target
 from .zig import find_zig
 
-# Host directories whose headers and libraries are never right for another target.
-HOST_ONLY_PREFIXES = ("/usr/local", "/opt/homebrew", "/opt/local")
+# Host directories whose headers and libraries are never right for another target. Only the
+# include/lib parts of /usr/local: a project may well live in /usr/local/src.
+HOST_ONLY_PREFIXES = ("/usr/local/include", "/usr/local/lib", "/usr/local/lib64", "/opt/homebrew", "/opt/local")
 
 
 def write_if_changed(path: Path, content: str, mode: int = 0o644) -> bool:
@@ -90,6 +91,8 @@ class Toolchain:
             mapping.append((str(host.root), str(self.otp.root)))
         elif host is not None and self.target.name != host_target().name:
             mapping.append((str(host.root), []))  # host headers, no target ones known: refuse
+        elif host is not None:
+            mapping.append((str(host.root), None))  # building for the host: its own Erlang is right
         sys_inc = [str(self.sysroot / "usr/include")] if self.sysroot else []
         sys_lib = []
         if self.sysroot and self.target.multiarch:
@@ -123,6 +126,7 @@ class Toolchain:
             "target": self.target.zig_triple,
             "cpu": self.target.zig_cpu,
             "os": self.target.os,
+            "arch": self.target.arch,
             "mode": mode,
             "path_map": self._path_map(),
             "drop_paths": list(HOST_ONLY_PREFIXES),

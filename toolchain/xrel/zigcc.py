@@ -24,9 +24,17 @@ RELAXED_ERRORS = (
 
 _PATH_FLAGS = ("-I", "-L", "-isystem", "-idirafter", "-iquote")
 _SHARED_FLAGS = ("-shared", "-dynamiclib", "-bundle")
-_NATIVE_TUNING = ("-march=native", "-mtune=native", "-mcpu=native")
-# flags taking a separate value that we drop together with it
+# flags taking a separate value that we drop together with it: our -target wins over whatever
+# the build system passes (cargo-zigbuild: "duplicate -target"); -arch is Apple's multi-arch switch
 _DROP_WITH_VALUE = {"-target", "-arch"}
+# flags whose separate value is a file name or a language, never a search path: passed unchanged
+# (an output under /usr/local must not be mistaken for a host library)
+_OPAQUE_VALUE = {"-o", "-MF", "-MT", "-MQ", "-x", "-Xclang", "-Xassembler", "-Xpreprocessor", "-include",
+                 "-imacros", "-Xlinker"}
+# -Wl, options that take the next comma item (or the next -Wl, argument) as their value
+_LINKER_WITH_VALUE = ("-soname", "-z", "-rpath", "-undefined", "-install_name", "-exported_symbols_list",
+                      "--version-script", "-rpath-link", "--exclude-libs")
+HOST_PATH = "host path"
 
 
 def _map_path(path: str, config: dict) -> list[str] | None:
@@ -34,6 +42,8 @@ def _map_path(path: str, config: dict) -> list[str] | None:
     norm = os.path.normpath(path) if path else path
     for host, target in config.get("path_map", ()):
         if norm == host or norm.startswith(host.rstrip("/") + "/"):
+            if target is None:  # e.g. the host's own Erlang when building for the host
+                return None
             rest = norm[len(host):].lstrip("/")
             targets = target if isinstance(target, list) else [target]
             return [os.path.join(t, rest) if rest else t for t in targets]
@@ -43,49 +53,154 @@ def _map_path(path: str, config: dict) -> list[str] | None:
     return None
 
 
-def _linker_option_ok(option: str, os_name: str) -> bool:
+def _linker_option_ok(option: str, os_name: str, arch: str) -> bool:
     """Is one -Wl, sub-option meaningful for the target's linker?"""
+    # zig's lld rejects these on every target: --fix-cortex-a53-843419 (cargo-zigbuild 7e791b4;
+    # gcc passes it for aarch64) and --exclude-libs (measured: "unsupported linker arg")
+    if option.startswith(("--fix-cortex-a53-843419", "--exclude-libs")):
+        return False
     if os_name == "macos":
-        return not (option.startswith(("--", "-z", "-soname", "-Bsymbolic", "-rpath-link"))
-                    or option in ("-z", "-Bdynamic", "-Bstatic"))
+        # ELF-only options; -dylib is rejected by zig's Mach-O linker (cargo-zigbuild 2fe352e),
+        # -flat_namespace too (measured), and NIFs resolve enif_* with -undefined dynamic_lookup
+        return not (option.startswith(("--", "-z", "-soname", "-Bsymbolic", "-rpath-link", "-E"))
+                    or option in ("-z", "-Bdynamic", "-Bstatic", "-dylib", "-flat_namespace"))
     if os_name == "windows":
+        # ELF options, and mingw-ld options zig's COFF linker rejects (cargo-zigbuild 0d1e945;
+        # --enable-auto-import measured)
         return not (option.startswith(("-z", "-soname", "--version-script", "-rpath", "--as-needed",
                                        "--no-as-needed", "--disable-auto-image-base", "-Bsymbolic",
-                                       "--build-id", "--hash-style", "--no-undefined-version")))
+                                       "--build-id", "--hash-style", "--no-undefined-version",
+                                       "--enable-auto-import", "--large-address-aware", "-E",
+                                       "--export-dynamic")))
+    # ELF: Mach-O-only options from Makefiles written on a Mac
     return not option.startswith(("-undefined", "-dylib", "-install_name", "-exported_symbols_list",
-                                  "-flat_namespace", "-headerpad"))
+                                  "-flat_namespace", "-headerpad", "-bundle_loader"))
+
+
+def _cpu_flag(arg: str, arch: str) -> tuple[list[str], str | None]:
+    """gcc's -march/-mcpu/-mtune spelled for zig, who names CPUs its own way (returns args, note)."""
+    flag, _, value = arg.partition("=")
+    if value == "native" or flag == "-mtune":
+        # tuning never changes the ABI, and gcc's -mtune names (generic, x86-64) are unknown to zig
+        return [], f"dropped {arg}"
+    if arch in ("x86", "x86_64"):
+        if flag == "-mcpu":
+            return [], f"dropped {arg} (on x86, gcc's -mcpu is a deprecated -mtune)"
+        if not value.startswith(("arm", "rv", "z", "power")):
+            # zig spells CPUs with underscores: gcc's x86-64-v2 is zig's x86_64_v2 (measured)
+            fixed = f"-march={value.replace('-', '_')}"
+            return [fixed], (None if fixed == arg else f"translated {arg} -> {fixed}")
+        return [], f"dropped {arg} (not an x86 CPU)"
+    if arch == "aarch64":
+        if flag == "-march" and value.startswith(("armv8", "armv9")):
+            # zig has no armv8-a CPU names; keep the extensions on the baseline CPU
+            # (cargo-zigbuild 610c7f9 maps them to -mcpu=generic+...)
+            _, plus, features = value.partition("+")
+            fixed = "-mcpu=baseline" + (plus + features.replace("-", "_") if plus else "")
+            return [fixed], f"translated {arg} -> {fixed}"
+        if flag == "-mcpu" and not value.startswith(("x86", "i686", "power")):
+            fixed = f"-mcpu={value.replace('-', '_')}"  # cortex-a72 -> cortex_a72 (measured)
+            return [fixed], (None if fixed == arg else f"translated {arg} -> {fixed}")
+        return [], f"dropped {arg} (not an AArch64 CPU)"
+    if arch == "powerpc64le" and flag == "-mcpu" and value.startswith("power"):
+        fixed = f"-mcpu=pwr{value[5:]}"  # gcc's power8 is zig's pwr8
+        return [fixed], f"translated {arg} -> {fixed}"
+    if arch == "s390x" and flag == "-march" and value.startswith(("z", "arch")):
+        return [arg], None
+    # arm: the wrapper's -mcpu already fixes the ISA (ARMv7-A, VFPv3-D16, Debian's armhf baseline);
+    # riscv64: zig's baseline is rv64gc already, and gcc ISA strings are not zig CPU names
+    # (cargo-zigbuild drops -march on arm and rewrites it on riscv)
+    return [], f"dropped {arg} (the target's CPU baseline is set by xrel)"
+
+
+def _xlinker_as_wl(args: list[str]) -> list[str]:
+    """`-Xlinker X` as `-Wl,X`, so one set of linker rules sees both spellings."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        if args[i] == "-Xlinker" and i + 1 < len(args) and "," not in args[i + 1]:
+            out.append("-Wl," + args[i + 1])
+            i += 2
+        else:
+            out.append(args[i])
+            i += 1
+    return out
 
 
 def filter_args(args: list[str], config: dict) -> tuple[list[str], list[str]]:
     """Rewrite gcc-style `args` for zig; returns (new args, notes about what changed)."""
     os_name = config["os"]
+    arch = config.get("arch", "")
     mode = config.get("mode", "cc")
     out: list[str] = []
     notes: list[str] = []
     shared = False
     has_undefined = False
     compile_only = False
+    skip_linker_value = False  # a dropped -Wl option whose value comes in the next -Wl, argument
+    args = _xlinker_as_wl(args)
     i = 0
     while i < len(args):
         arg = args[i]
         nxt = args[i + 1] if i + 1 < len(args) else None
         i += 1
-        # our -target wins over whatever the build system passes
+        if not arg.startswith("-Wl,"):
+            skip_linker_value = False
+        if arg in _OPAQUE_VALUE and nxt is not None:
+            out += [arg, nxt]
+            i += 1
+            continue
         if arg in _DROP_WITH_VALUE and nxt is not None:
             notes.append(f"dropped {arg} {nxt}")
             i += 1
             continue
+        # cc-rs and clang-style build systems add --target=; zig's -target is ours
+        # (cargo-zigbuild 6c10ea6). -m32/-m64 would fight the target's word size.
         if arg.startswith(("--target=", "-target=")) or arg in ("-m32", "-m64"):
             notes.append(f"dropped {arg}")
             continue
-        if arg in _NATIVE_TUNING or arg.startswith("-fuse-ld="):
+        # -fuse-ld: zig always links with its own linker
+        # -specs=: gcc driver spec files (Debian's hardening specs); zig warns "unused", -Werror fails
+        if arg.startswith(("-fuse-ld=", "-specs=")):
             notes.append(f"dropped {arg}")
+            continue
+        if arg.startswith(("-march=", "-mcpu=", "-mtune=")):
+            replaced, note = _cpu_flag(arg, arch)
+            if note:
+                notes.append(note)
+            out += replaced
+            continue
+        # Host hardening flags (dpkg-buildflags on amd64 / arm64) leak into cross builds through
+        # CFLAGS; clang refuses them for other CPUs ("cannot be specified on this target", measured)
+        if (arg.startswith("-fcf-protection") and arch not in ("x86", "x86_64")) or (
+                arg.startswith("-mbranch-protection=") and arch not in ("aarch64", "arm")):
+            notes.append(f"dropped {arg} (not for {arch})")
+            continue
+        # gcc's -flto=auto|jobserver|<n> (Ubuntu's default CFLAGS): zig only takes thin/full
+        # (measured: "invalid -flto mode"); on macOS zig cannot link LTO objects at all
+        if arg.startswith("-flto"):
+            if os_name == "macos":
+                notes.append(f"dropped {arg} (zig's Mach-O linker does no LTO)")
+                continue
+            if arg not in ("-flto", "-flto=thin", "-flto=full"):
+                notes.append(f"translated {arg} -> -flto")
+                arg = "-flto"
+        # -Wp,: zig cc only passes -MD/-MMD/-MT through (cargo-zigbuild fd19e09); Fedora's
+        # -Wp,-D_FORTIFY_SOURCE=2 and CMake's -Wp,-U... become plain -D/-U
+        if arg.startswith("-Wp,"):
+            parts = arg[4:].split(",")
+            if parts[0] in ("-MD", "-MMD", "-MT"):
+                out.append(arg)
+                continue
+            kept = [p for p in parts if p.startswith(("-D", "-U"))]
+            notes.append(f"translated {arg} -> {' '.join(kept) or 'nothing'}")
+            out += kept
             continue
         if arg in ("-c", "-S", "-E", "-M", "-MM"):
             compile_only = True
         # include / library search paths pointing at the host
-        path_flag = next((f for f in _PATH_FLAGS if arg == f or (arg.startswith(f) and f != "-isystem")), None)
-        if arg == "-isystem" or (path_flag and arg == path_flag):
+        path_flag = next((f for f in _PATH_FLAGS if arg == f or arg.startswith(f)), None)
+        if path_flag and arg == path_flag:
             if nxt is None:
                 out.append(arg)
                 continue
@@ -99,8 +214,10 @@ def filter_args(args: list[str], config: dict) -> tuple[list[str], list[str]]:
             mapped = _map_path(value, config)
             if mapped is None:
                 out += [flag, value] if arg == flag else [arg]
+            elif not mapped:
+                notes.append(f"dropped {flag}{value} ({HOST_PATH}: it belongs to the build machine, not the target)")
             else:
-                notes.append(f"rewrote {flag}{value} -> {mapped or 'nothing (host path)'}")
+                notes.append(f"rewrote {flag}{value} -> {' '.join(mapped)}")
                 for m in mapped:
                     out += [flag, m] if arg == flag else [flag + m]
             continue
@@ -108,35 +225,56 @@ def filter_args(args: list[str], config: dict) -> tuple[list[str], list[str]]:
         if arg.startswith("/") and arg.endswith((".a", ".so", ".h")):
             mapped = _map_path(arg, config)
             if mapped is not None:
-                notes.append(f"rewrote {arg} -> {mapped or 'nothing (host path)'}")
+                if mapped:
+                    notes.append(f"rewrote {arg} -> {mapped[0]}")
+                else:
+                    notes.append(f"dropped {arg} ({HOST_PATH}: it belongs to the build machine, not the target)")
                 out += mapped[:1]
                 continue
-        # shared objects and macOS's undefined-symbol convention
+        # shared objects: -dynamiclib/-bundle are Apple's spellings of -shared. zig ignores
+        # -bundle ("argument unused") and links an executable, or crashes with -undefined
+        # (measured), so it becomes -shared on macOS too: dlopen loads a dylib like a bundle.
         if arg in _SHARED_FLAGS:
             shared = True
-            if os_name != "macos" and arg != "-shared":
+            if arg == "-bundle" or (os_name != "macos" and arg != "-shared"):
                 notes.append(f"translated {arg} -> -shared")
                 arg = "-shared"
-            elif os_name == "macos" and arg == "-shared":
-                pass
-        if arg in ("-undefined", "-flat_namespace"):
+        if arg == "-flat_namespace":
+            # ELF has no namespaces; on macOS zig ignores it (a warning -Werror turns into an error)
+            notes.append(f"dropped {arg}")
+            continue
+        if arg == "-undefined":
             if os_name != "macos":
-                notes.append(f"dropped {arg}{' ' + nxt if arg == '-undefined' and nxt else ''} (macOS only)")
-                if arg == "-undefined" and nxt is not None:
-                    i += 1
+                notes.append(f"dropped {arg}{' ' + nxt if nxt else ''} (macOS only)")
+                i += 1 if nxt is not None else 0
                 continue
             has_undefined = True
+            # port_compiler's darwin default is `-undefined suppress`; zig's Mach-O linker only
+            # knows error and dynamic_lookup (measured: unsupported -undefined option)
+            if nxt in ("suppress", "warning"):
+                notes.append(f"translated -undefined {nxt} -> -undefined dynamic_lookup")
+                out += ["-undefined", "dynamic_lookup"]
+                i += 1
+                continue
         if arg.startswith("-Wl,"):
             options = arg[4:].split(",")
-            if any(o in ("-undefined", "dynamic_lookup") for o in options):
-                has_undefined = True
-            kept = _filter_linker_options(options, os_name)
-            if kept != options:
-                notes.append(f"dropped linker options from {arg}")
+            if skip_linker_value:
+                options = options[1:]
+                skip_linker_value = False
+            if os_name == "macos":
+                if any(o.startswith("-undefined") for o in options):
+                    has_undefined = True
+                options = ["dynamic_lookup" if o in ("suppress", "warning") and n and options[n - 1] == "-undefined"
+                           else o for n, o in enumerate(options)]
+            kept, skip_linker_value = _filter_linker_options(options, os_name, arch)
+            if kept != arg[4:].split(","):
+                notes.append(f"rewrote linker options {arg} -> {','.join(kept) or 'nothing'}")
             if not kept:
                 continue
             arg = "-Wl," + ",".join(kept)
-        if os_name == "windows" and arg in ("-ldl", "-lrt", "-lpthread", "-lutil"):
+        if os_name == "windows" and arg in ("-ldl", "-lrt", "-lpthread", "-lutil", "-lmsvcrt"):
+            # POSIX libraries do not exist on Windows; zig links its own C runtime
+            # (-lmsvcrt: cargo-zigbuild 39faad2)
             notes.append(f"dropped {arg} (not on Windows)")
             continue
         if os_name == "macos" and arg in ("-lrt",):
@@ -158,21 +296,24 @@ def filter_args(args: list[str], config: dict) -> tuple[list[str], list[str]]:
     return out, notes
 
 
-def _filter_linker_options(options: list[str], os_name: str) -> list[str]:
+def _filter_linker_options(options: list[str], os_name: str, arch: str) -> tuple[list[str], bool]:
+    """The -Wl, items the target's linker takes, and whether the next -Wl, argument is the value
+    of an option dropped last here (`-Wl,-soname -Wl,libx.so`)."""
     kept: list[str] = []
     skip_next = False
     for n, option in enumerate(options):
         if skip_next:
             skip_next = False
             continue
-        if not _linker_option_ok(option, os_name):
-            # options whose value follows as the next comma item
-            if option in ("-soname", "-z", "-rpath", "-undefined", "-install_name",
-                          "-exported_symbols_list", "--version-script", "-rpath-link") and n + 1 < len(options):
-                skip_next = True
+        if not _linker_option_ok(option, os_name, arch):
+            if option in _LINKER_WITH_VALUE:
+                if n + 1 < len(options):
+                    skip_next = True
+                else:
+                    return kept, True
             continue
         kept.append(option)
-    return kept
+    return kept, False
 
 
 def command(config: dict, args: list[str]) -> tuple[list[str], list[str]]:
@@ -190,8 +331,9 @@ def main(argv: list[str]) -> None:
     config = json.loads(argv[1])
     cmd, notes = command(config, argv[2:])
     for note in notes:
-        if "nothing (host path)" in note:
-            sys.stderr.write(f"xrel-cc: {note}: that directory belongs to the build machine, not the target\n")
+        if HOST_PATH in note:
+            sys.stderr.write(f"xrel-cc: {note}; set ERTS_INCLUDE_DIR / ERL_EI_INCLUDE_DIR / ERL_EI_LIBDIR "
+                             f"to the target's (xrel zig-env --otp-root)\n")
     log = os.environ.get("XREL_CC_LOG")
     if log:
         with open(log, "a") as f:

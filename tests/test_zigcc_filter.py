@@ -1,0 +1,316 @@
+"""zigcc.filter_args: one table of gcc-style command lines and what zig gets instead.
+
+Every rule was measured against zig 0.17 (`zig cc` rejecting or misreading the original) or comes
+from cargo-zigbuild's filter (notes/native-ecosystem.md section 7); the comment in zigcc.py next
+to each rule says which. test_zig_builds.py runs the same rules through real builds.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from xrel import zigcc
+from xrel.hostenv import host_erlang
+from xrel.targets import host_target
+from xrel.toolchain import HOST_ONLY_PREFIXES, Toolchain
+
+HOST = "/usr/lib/erlang"
+T = "/xrel/rt"  # a target OTP root
+
+
+def _config(os_name: str, arch: str, root: bool = True, **extra) -> dict:
+    """A config shaped like Toolchain.cc_config: host Erlang under /usr/lib/erlang, x86_64 host."""
+    if root:
+        path_map = [
+            (f"{HOST}/erts-13.1.5", f"{T}/erts-14.2"),
+            (f"{HOST}/lib/erl_interface-5.3", f"{T}/lib/erl_interface-5.5"),
+            (f"{HOST}/usr", f"{T}/usr"),
+            (HOST, T),
+            ("/usr/include/x86_64-linux-gnu", []),
+            ("/usr/lib/x86_64-linux-gnu", []),
+            ("/usr/include", [f"{T}/usr/include"]),
+            ("/usr/lib", [f"{T}/usr/lib"]),
+        ]
+    else:
+        path_map = [(HOST, []), ("/usr/include/x86_64-linux-gnu", []), ("/usr/lib/x86_64-linux-gnu", []),
+                    ("/usr/include", []), ("/usr/lib", [])]
+    path_map.sort(key=lambda item: len(item[0]), reverse=True)
+    return {"os": os_name, "arch": arch, "mode": "cc", "path_map": path_map,
+            "drop_paths": list(HOST_ONLY_PREFIXES), **extra}
+
+
+CONFIGS = {
+    "linux": _config("linux", "aarch64"),
+    "linux-noroot": _config("linux", "aarch64", root=False),
+    "host": _config("linux", "x86_64", root=False) | {"path_map": [(HOST, None), ("/usr/include", []),
+                                                                    ("/usr/lib", [])]},
+    "armhf": _config("linux", "arm"),
+    "x86_64": _config("linux", "x86_64"),
+    "riscv64": _config("linux", "riscv64"),
+    "ppc64le": _config("linux", "powerpc64le"),
+    "s390x": _config("linux", "s390x"),
+    "macos": _config("macos", "aarch64"),
+    "windows": _config("windows", "x86_64"),
+}
+UNDEF = "-Wl,-undefined,dynamic_lookup"
+
+# (id, config, args, expected args for zig (without the relaxed-warning prefix))
+CASES = [
+    # -- the target is xrel's ----------------------------------------------------------------
+    ("target-pair", "linux", ["-target", "x86_64-linux-gnu", "-c", "a.c"], ["-c", "a.c"]),
+    ("target-eq", "linux", ["--target=aarch64-unknown-linux-gnu", "-c", "a.c"], ["-c", "a.c"]),
+    ("m64", "linux", ["-m64", "-c", "a.c"], ["-c", "a.c"]),
+    ("arch-apple", "macos", ["-arch", "arm64", "-c", "a.c"], ["-c", "a.c"]),
+    ("fuse-ld", "linux", ["-fuse-ld=gold", "a.o"], ["a.o"]),
+    ("specs", "linux", ["-specs=/usr/share/dpkg/no-pie-compile.specs", "-c", "a.c"], ["-c", "a.c"]),
+    # -- CPU names ---------------------------------------------------------------------------------
+    ("march-native", "linux", ["-march=native", "-O2", "-c", "a.c"], ["-O2", "-c", "a.c"]),
+    ("mtune-native", "x86_64", ["-mtune=native", "-c", "a.c"], ["-c", "a.c"]),
+    ("mcpu-native", "linux", ["-mcpu=native", "-c", "a.c"], ["-c", "a.c"]),
+    ("mtune-generic", "x86_64", ["-mtune=generic", "-c", "a.c"], ["-c", "a.c"]),
+    ("march-x86-64", "x86_64", ["-march=x86-64-v2", "-c", "a.c"], ["-march=x86_64_v2", "-c", "a.c"]),
+    ("march-haswell", "x86_64", ["-march=haswell", "-c", "a.c"], ["-march=haswell", "-c", "a.c"]),
+    ("march-armv8", "linux", ["-march=armv8-a+crc", "-c", "a.c"], ["-mcpu=baseline+crc", "-c", "a.c"]),
+    ("march-armv8-plain", "linux", ["-march=armv8.2-a", "-c", "a.c"], ["-mcpu=baseline", "-c", "a.c"]),
+    ("mcpu-cortex", "linux", ["-mcpu=cortex-a72", "-c", "a.c"], ["-mcpu=cortex_a72", "-c", "a.c"]),
+    ("march-host-leak", "linux", ["-march=x86-64", "-c", "a.c"], ["-c", "a.c"]),
+    ("march-armv7", "armhf", ["-march=armv7-a", "-mfpu=neon", "-c", "a.c"], ["-mfpu=neon", "-c", "a.c"]),
+    ("march-rv64gc", "riscv64", ["-march=rv64gc", "-mabi=lp64d", "-c", "a.c"], ["-mabi=lp64d", "-c", "a.c"]),
+    ("mcpu-power8", "ppc64le", ["-mcpu=power8", "-c", "a.c"], ["-mcpu=pwr8", "-c", "a.c"]),
+    ("march-z13", "s390x", ["-march=z13", "-c", "a.c"], ["-march=z13", "-c", "a.c"]),
+    # -- host hardening flags for another CPU ---------------------------------------------------------
+    ("cf-protection-arm", "linux", ["-fcf-protection", "-c", "a.c"], ["-c", "a.c"]),
+    ("cf-protection-x86", "x86_64", ["-fcf-protection=full", "-c", "a.c"], ["-fcf-protection=full", "-c", "a.c"]),
+    ("branch-protection-x86", "x86_64", ["-mbranch-protection=standard", "-c", "a.c"], ["-c", "a.c"]),
+    ("branch-protection-arm64", "linux", ["-mbranch-protection=standard", "-c", "a.c"],
+     ["-mbranch-protection=standard", "-c", "a.c"]),
+    # -- LTO and -Wp, ----------------------------------------------------------------------------------
+    ("flto-auto", "linux", ["-flto=auto", "-ffat-lto-objects", "-c", "a.c"], ["-flto", "-ffat-lto-objects", "-c", "a.c"]),
+    ("flto-n", "linux", ["-flto=4", "a.o", "-shared"], ["-flto", "a.o", "-shared"]),
+    ("flto-thin", "linux", ["-flto=thin", "-c", "a.c"], ["-flto=thin", "-c", "a.c"]),
+    ("flto-macos", "macos", ["-flto", "-c", "a.c"], ["-c", "a.c"]),
+    ("wp-fortify", "linux", ["-Wp,-D_FORTIFY_SOURCE=2", "-Wp,-D_GLIBCXX_ASSERTIONS", "-c", "a.c"],
+     ["-D_FORTIFY_SOURCE=2", "-D_GLIBCXX_ASSERTIONS", "-c", "a.c"]),
+    ("wp-undef", "linux", ["-Wp,-U_FORTIFY_SOURCE,-D_FORTIFY_SOURCE=3", "-c", "a.c"],
+     ["-U_FORTIFY_SOURCE", "-D_FORTIFY_SOURCE=3", "-c", "a.c"]),
+    ("wp-md", "linux", ["-Wp,-MD,a.d", "-c", "a.c"], ["-Wp,-MD,a.d", "-c", "a.c"]),
+    ("wp-other", "linux", ["-Wp,-v", "-c", "a.c"], ["-c", "a.c"]),
+    # -- shared objects and macOS's undefined-symbol convention ----------------------------------------
+    ("macos-shared-adds-undefined", "macos", ["a.o", "-shared", "-o", "x.so"], ["a.o", "-shared", "-o", "x.so", UNDEF]),
+    ("macos-undefined-given", "macos", ["a.o", "-shared", "-undefined", "dynamic_lookup", "-o", "x.so"],
+     ["a.o", "-shared", "-undefined", "dynamic_lookup", "-o", "x.so"]),
+    ("macos-wl-undefined-given", "macos", ["a.o", "-shared", UNDEF], ["a.o", "-shared", UNDEF]),
+    ("macos-wl-undefined-eq-given", "macos", ["a.o", "-shared", "-Wl,-undefined=dynamic_lookup"],
+     ["a.o", "-shared", "-Wl,-undefined=dynamic_lookup"]),
+    ("macos-compile-only", "macos", ["-shared", "-c", "a.c", "-o", "a.o"], ["-shared", "-c", "a.c", "-o", "a.o"]),
+    ("macos-executable", "macos", ["a.c", "-o", "prog"], ["a.c", "-o", "prog"]),
+    ("macos-dynamiclib", "macos", ["a.o", "-dynamiclib"], ["a.o", "-dynamiclib", UNDEF]),
+    ("macos-bundle", "macos", ["a.o", "-bundle", "-o", "x.so"], ["a.o", "-shared", "-o", "x.so", UNDEF]),
+    ("macos-flat-namespace-alone", "macos", ["a.o", "-shared", "-flat_namespace"], ["a.o", "-shared", UNDEF]),
+    ("port-compiler-darwin", "macos", ["-bundle", "-flat_namespace", "-undefined", "suppress", "a.o"],
+     ["-shared", "-undefined", "dynamic_lookup", "a.o"]),
+    ("macos-wl-suppress", "macos", ["a.o", "-shared", "-Wl,-undefined,suppress"], ["a.o", "-shared", UNDEF]),
+    ("macos-wl-dylib", "macos", ["a.o", "-shared", "-Wl,-dylib", UNDEF], ["a.o", "-shared", UNDEF]),
+    ("macos-wl-flat", "macos", ["a.o", "-shared", "-Wl,-flat_namespace,-undefined,dynamic_lookup"],
+     ["a.o", "-shared", UNDEF]),
+    ("macos-elf-options", "macos", ["a.o", "-shared", "-Wl,-soname,libx.so", "-Wl,-z,now", "-Wl,--as-needed"],
+     ["a.o", "-shared", UNDEF]),
+    ("macos-rt", "macos", ["a.o", "-lrt", "-lm"], ["a.o", "-lm"]),
+    ("linux-undefined", "linux", ["a.o", "-shared", "-undefined", "dynamic_lookup", "-flat_namespace", "-o", "x.so"],
+     ["a.o", "-shared", "-o", "x.so"]),
+    ("linux-wl-undefined", "linux", ["a.o", "-shared", UNDEF, "-Wl,-flat_namespace"], ["a.o", "-shared"]),
+    ("linux-dynamiclib", "linux", ["a.o", "-dynamiclib", "-o", "x.so"], ["a.o", "-shared", "-o", "x.so"]),
+    ("linux-bundle", "linux", ["a.o", "-bundle", "-o", "x.so"], ["a.o", "-shared", "-o", "x.so"]),
+    ("linux-mixed-wl", "linux", ["a.o", "-shared", "-Wl,-soname,libx.so,-install_name,@rpath/x"],
+     ["a.o", "-shared", "-Wl,-soname,libx.so"]),
+    ("linux-mach-o-only", "linux", ["a.o", "-Wl,-exported_symbols_list,syms.txt", "-Wl,-headerpad_max_install_names"],
+     ["a.o"]),
+    ("linux-elf-kept", "linux", ["a.o", "-shared", "-Wl,-z,relro,-z,now", "-Wl,--as-needed"],
+     ["a.o", "-shared", "-Wl,-z,relro,-z,now", "-Wl,--as-needed"]),
+    ("fix-cortex", "linux", ["a.o", "-Wl,--fix-cortex-a53-843419,-O1"], ["a.o", "-Wl,-O1"]),
+    ("exclude-libs", "linux", ["a.o", "-Wl,--exclude-libs,ALL"], ["a.o"]),
+    ("exclude-libs-eq", "linux", ["a.o", "-Wl,--exclude-libs=ALL,--gc-sections"], ["a.o", "-Wl,--gc-sections"]),
+    ("wl-value-in-next-arg", "macos", ["a.o", "-shared", "-Wl,-soname", "-Wl,libx.so", "-Wl,-rpath,@loader_path"],
+     ["a.o", "-shared", "-Wl,-rpath,@loader_path", UNDEF]),
+    ("xlinker", "macos", ["a.o", "-shared", "-Xlinker", "-soname", "-Xlinker", "libx.so"], ["a.o", "-shared", UNDEF]),
+    ("xlinker-linux", "linux", ["a.o", "-Xlinker", "--as-needed"], ["a.o", "-Wl,--as-needed"]),
+    # -- Windows ---------------------------------------------------------------------------------------
+    ("windows-posix-libs", "windows", ["a.o", "-shared", "-ldl", "-lpthread", "-lrt", "-lutil", "-lws2_32"],
+     ["a.o", "-shared", "-lws2_32"]),
+    ("windows-msvcrt", "windows", ["a.o", "-shared", "-lmsvcrt"], ["a.o", "-shared"]),
+    ("windows-elf-options", "windows", ["a.o", "-shared", "-Wl,-soname,x.dll", "-Wl,-z,defs", "-Wl,--version-script=v.map",
+                                        "-Wl,-rpath,/opt/x", "-Wl,--as-needed", "-Wl,--build-id"], ["a.o", "-shared"]),
+    ("windows-mingw-options", "windows", ["a.o", "-shared", "-Wl,--enable-auto-import", "-Wl,--large-address-aware",
+                                          "-Wl,--out-implib,libx.a"], ["a.o", "-shared", "-Wl,--out-implib,libx.a"]),
+    ("windows-shared-no-undefined", "windows", ["a.o", "-shared"], ["a.o", "-shared"]),
+    # -- host Erlang paths: rewritten to the target root ------------------------------------------------
+    ("erts-include-joined", "linux", [f"-I{HOST}/erts-13.1.5/include", "-c", "a.c"], [f"-I{T}/erts-14.2/include", "-c", "a.c"]),
+    ("erts-include-spaced", "linux", ["-I", f"{HOST}/erts-13.1.5/include/", "-c", "a.c"],
+     ["-I", f"{T}/erts-14.2/include", "-c", "a.c"]),
+    ("erts-isystem", "linux", ["-isystem", f"{HOST}/erts-13.1.5/include", "-c", "a.c"],
+     ["-isystem", f"{T}/erts-14.2/include", "-c", "a.c"]),
+    ("erts-isystem-joined", "linux", [f"-isystem{HOST}/erts-13.1.5/include", "-c", "a.c"],
+     [f"-isystem{T}/erts-14.2/include", "-c", "a.c"]),
+    ("ei-include", "linux", [f"-I{HOST}/lib/erl_interface-5.3/include", "-c", "a.c"],
+     [f"-I{T}/lib/erl_interface-5.5/include", "-c", "a.c"]),
+    ("ei-lib-dir", "linux", [f"-L{HOST}/lib/erl_interface-5.3/lib", "-lei"], [f"-L{T}/lib/erl_interface-5.5/lib", "-lei"]),
+    ("ei-lib-bare", "linux", ["a.o", f"{HOST}/lib/erl_interface-5.3/lib/libei.a"], ["a.o", f"{T}/lib/erl_interface-5.5/lib/libei.a"]),
+    ("usr-include-of-root", "linux", [f"-I{HOST}/usr/include", "-c", "a.c"], [f"-I{T}/usr/include", "-c", "a.c"]),
+    ("root-itself", "linux", [f"-I{HOST}", "-c", "a.c"], [f"-I{T}", "-c", "a.c"]),
+    # Debian's erlang-dev links erl_nif.h & co. into /usr/include: that dir means the root's usr/include
+    ("usr-include", "linux", ["-I/usr/include", "-c", "a.c"], [f"-I{T}/usr/include", "-c", "a.c"]),
+    ("usr-lib", "linux", ["-L", "/usr/lib", "-lei"], ["-L", f"{T}/usr/lib", "-lei"]),
+    ("host-multiarch", "linux", ["-I/usr/include/x86_64-linux-gnu", "-L/usr/lib/x86_64-linux-gnu", "-c", "a.c"],
+     ["-c", "a.c"]),
+    # /usr/local's include/lib dirs are the host's own installs; the rest of /usr/local is anybody's
+    ("usr-local-include", "linux", ["-I/usr/local/include", "-L/usr/local/lib", "-c", "a.c"], ["-c", "a.c"]),
+    ("usr-local-project", "linux", ["-I/usr/local/src/app/c_src", "-c", "/usr/local/src/app/c_src/a.c",
+                                    "-o", "/usr/local/src/app/priv/a.so"],
+     ["-I/usr/local/src/app/c_src", "-c", "/usr/local/src/app/c_src/a.c", "-o", "/usr/local/src/app/priv/a.so"]),
+    ("homebrew", "macos", ["-I/opt/homebrew/include", "-L/opt/homebrew/lib", "-c", "a.c"], ["-c", "a.c"]),
+    ("output-not-a-path-flag", "linux", ["a.o", "-o", "/usr/lib/x.so", "-MF", "/usr/include/x.d"],
+     ["a.o", "-o", "/usr/lib/x.so", "-MF", "/usr/include/x.d"]),
+    ("project-paths-kept", "linux", ["-I", "c_src", "-I/home/u/my app/include", "-L../lib", "-c", "a.c"],
+     ["-I", "c_src", "-I/home/u/my app/include", "-L../lib", "-c", "a.c"]),
+    # -- no target root: host Erlang paths are dropped, never used --------------------------------------
+    ("noroot-erts", "linux-noroot", [f"-I{HOST}/erts-13.1.5/include", "-c", "a.c"], ["-c", "a.c"]),
+    ("noroot-erts-spaced", "linux-noroot", ["-I", f"{HOST}/erts-13.1.5/include", "-c", "a.c"], ["-c", "a.c"]),
+    ("noroot-libei", "linux-noroot", ["a.o", f"{HOST}/lib/erl_interface-5.3/lib/libei.a", "-shared"], ["a.o", "-shared"]),
+    ("noroot-usr-include", "linux-noroot", ["-I/usr/include", "-L/usr/lib", "-c", "a.c"], ["-c", "a.c"]),
+    # -- building for the host itself: its Erlang is the right one ----------------------------------------
+    ("host-keeps-its-erlang", "host", [f"-I{HOST}/erts-13.1.5/include", "-c", "a.c"],
+     [f"-I{HOST}/erts-13.1.5/include", "-c", "a.c"]),
+    # -- gcc's runtime libraries ----------------------------------------------------------------------
+    ("stdcxx", "linux", ["a.o", "-lstdc++", "-lm"], ["a.o", "-lc++", "-lm"]),
+    ("stdcxx-once", "linux", ["a.o", "-lstdc++", "-lstdc++"], ["a.o", "-lc++"]),
+    ("gcc-s", "linux", ["a.o", "-lgcc_s", "-static-libgcc", "-static-libstdc++"], ["a.o", "-lunwind"]),
+    ("gcc-eh", "linux", ["a.o", "-lgcc_eh"], ["a.o"]),
+    # -- untouched -----------------------------------------------------------------------------------
+    ("plain", "linux", ["-O2", "-Wall", "-fPIC", "-DNDEBUG", "-c", "a.c", "-o", "a.o"],
+     ["-O2", "-Wall", "-fPIC", "-DNDEBUG", "-c", "a.c", "-o", "a.o"]),
+    ("linux-lrt-kept", "linux", ["a.o", "-lrt", "-ldl", "-lpthread"], ["a.o", "-lrt", "-ldl", "-lpthread"]),
+]
+
+
+def _strip_relaxed(out: list[str]) -> list[str]:
+    n = len(zigcc.RELAXED_ERRORS)
+    assert out[:n] == list(zigcc.RELAXED_ERRORS), out
+    return out[n:]
+
+
+@pytest.mark.parametrize("config,args,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_filter(config, args, expected):
+    out, notes = zigcc.filter_args(list(args), CONFIGS[config])
+    assert _strip_relaxed(out) == expected
+    if out[len(zigcc.RELAXED_ERRORS):] != zigcc._xlinker_as_wl(args):  # a re-spelling needs no note
+        assert notes, "every change is explained"
+
+
+def test_case_ids_are_unique():
+    ids = [c[0] for c in CASES]
+    assert len(ids) == len(set(ids))
+
+
+def test_filter_does_not_change_its_input():
+    args = ["-target", "x", "-bundle", "a.o"]
+    zigcc.filter_args(args, CONFIGS["macos"])
+    assert args == ["-target", "x", "-bundle", "a.o"]
+
+
+def test_macos_dynamic_lookup_is_added_exactly_once():
+    for args in (["a.o", "-shared"], ["a.o", "-shared", "-shared"], ["a.o", "-dynamiclib", "-shared"]):
+        out, _ = zigcc.filter_args(args, CONFIGS["macos"])
+        assert out.count(UNDEF) == 1
+
+
+@pytest.mark.parametrize("config", ["linux", "macos", "windows"])
+def test_relaxed_errors_only_for_c(config):
+    cxx = dict(CONFIGS[config], mode="c++")
+    out, _ = zigcc.filter_args(["-c", "a.cpp"], cxx)
+    assert out == ["-c", "a.cpp"]
+    assert not any(a.startswith("-Wno-error=") for a in out)
+    out, _ = zigcc.filter_args(["-c", "a.c"], CONFIGS[config])
+    assert set(zigcc.RELAXED_ERRORS) <= set(out)
+
+
+@pytest.mark.parametrize("args", [["-E", "a.c"], ["-M", "a.c"], ["-MM", "a.c"]])
+def test_no_relaxed_errors_for_preprocessing_only(args):
+    out, _ = zigcc.filter_args(args, CONFIGS["linux"])
+    assert out == args
+
+
+def test_host_path_notes_say_why():
+    _, notes = zigcc.filter_args([f"-I{HOST}/erts-13.1.5/include", "-c", "a.c"], CONFIGS["linux-noroot"])
+    assert len(notes) == 1
+    assert f"{HOST}/erts-13.1.5/include" in notes[0] and zigcc.HOST_PATH in notes[0]
+
+
+def test_command_puts_the_target_first():
+    config = dict(CONFIGS["armhf"], zig="/z/zig", target="arm-linux-gnueabihf.2.28", cpu="generic+v7a+vfp3d16",
+                  extra=["-idirafter", "/s/usr/include"])
+    cmd, _ = zigcc.command(config, ["-target", "x86_64-linux-gnu", "-c", "a.c"])
+    assert cmd[:6] == ["/z/zig", "cc", "-target", "arm-linux-gnueabihf.2.28", "-mcpu=generic+v7a+vfp3d16", "-idirafter"]
+    assert cmd.count("-target") == 1
+    assert cmd[-2:] == ["-c", "a.c"]
+    cmd, _ = zigcc.command(dict(config, mode="c++"), ["-c", "a.cpp"])
+    assert cmd[1] == "c++"
+
+
+# -- the configuration the real Toolchain hands the wrapper (host Erlang asked from `erl`) ---------
+needs_erl = pytest.mark.skipif(shutil.which("erl") is None, reason="no host Erlang: nothing of it can leak in")
+
+
+def _fake_root(base: Path) -> Path:
+    root = base / "target otp"
+    for d in ("erts-99.1/include", "lib/erl_interface-9.9/lib", "lib/erl_interface-9.9/include", "lib/kernel-99",
+              "usr/include", "usr/lib"):
+        (root / d).mkdir(parents=True)
+    return root
+
+
+@needs_erl
+def test_real_config_rewrites_host_erlang_to_the_target_root(tmp_path):
+    host = host_erlang()
+    root = _fake_root(tmp_path)
+    config = Toolchain("aarch64-linux-gnu", otp_root=root).cc_config("cc")
+    erts = host.root / f"erts-{host.erts_version}" / "include"
+    ei = host.app_dirs()["erl_interface"]
+    out, _ = zigcc.filter_args([f"-I{erts}", "-I", str(host.root / "usr/include"), "a.o", str(ei / "lib/libei.a")],
+                               config)
+    assert _strip_relaxed(out) == [f"-I{root}/erts-99.1/include", "-I", f"{root}/usr/include", "a.o",
+                                   f"{root}/lib/erl_interface-9.9/lib/libei.a"]
+
+
+@needs_erl
+def test_real_config_without_a_root_drops_host_erlang(tmp_path):
+    host = host_erlang()
+    config = Toolchain("arm-linux-gnueabihf").cc_config("cc")
+    erts = host.root / f"erts-{host.erts_version}" / "include"
+    out, notes = zigcc.filter_args([f"-I{erts}", "-c", "a.c"], config)
+    assert _strip_relaxed(out) == ["-c", "a.c"]
+    assert any(zigcc.HOST_PATH in n for n in notes)
+
+
+@needs_erl
+def test_real_config_for_the_host_keeps_host_erlang():
+    host = host_erlang()
+    config = Toolchain(host_target()).cc_config("cc")
+    erts = host.root / f"erts-{host.erts_version}" / "include"
+    out, _ = zigcc.filter_args([f"-I{erts}", "-c", "a.c"], config)
+    assert _strip_relaxed(out) == [f"-I{erts}", "-c", "a.c"]
+
+
+def test_real_config_maps_host_multiarch_dirs_into_a_sysroot(tmp_path):
+    sysroot = tmp_path / "sysroot"
+    (sysroot / "usr/include/aarch64-linux-gnu").mkdir(parents=True)
+    config = Toolchain("aarch64-linux-gnu", sysroot=sysroot).cc_config("cc")
+    host_multiarch = host_target().multiarch
+    if not host_multiarch:
+        pytest.skip("the host has no Debian multiarch tuple")
+    out, _ = zigcc.filter_args([f"-I/usr/include/{host_multiarch}", f"-L/usr/lib/{host_multiarch}", "-c", "a.c"], config)
+    assert _strip_relaxed(out) == [f"-I{sysroot}/usr/include/aarch64-linux-gnu",
+                                   f"-L{sysroot}/usr/lib/aarch64-linux-gnu", "-c", "a.c"]
+    assert config["arch"] == "aarch64" and config["os"] == "linux"
