@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from alpine_repo import Package, Signer, alpine_layout, gz, index, tar_of
 from otp_tree import RELEASE_APPS, build_otp_tree
 from xrel import binaries
-from xrel.errors import InspectionError, NotAvailableError, VerificationError
+from xrel.errors import InspectionError, NotAvailableError, UsageError, VerificationError
 from xrel.hostenv import host_erlang
 from xrel.runtimes import fetch_runtime, list_offers
 from xrel.runtimes.alpine import SOURCE, so_depends, trusted_keys
@@ -107,8 +107,8 @@ class Repo:
         return self.server.url_for(f"/{branch}/community/x86_64/{filename}")
 
     def publish(self, branch: str, packages: list[tuple[Package, bytes]], *, signer: Signer | None = None,
-                extra: tuple[str, ...] = (), served: dict[str, bytes] | None = None) -> None:
-        base = f"/{branch}/community/x86_64"
+                extra: tuple[str, ...] = (), served: dict[str, bytes] | None = None, arch: str = "x86_64") -> None:
+        base = f"/{branch}/community/{arch}"
         records = [p.record(data) for p, data in packages] + list(extra)
         self.server.expect_request(f"{base}/APKINDEX.tar.gz").respond_with_data(
             index(records, signer or self.signer))
@@ -244,6 +244,25 @@ def test_one_branch_can_be_asked(standard, isolated_cache):
     assert [(o.version, o.details["branch"]) for o in offers] == [("26.2.5.5", "v3.21")]
 
 
+def test_aarch64_reads_its_own_index(repo, signer, isolated_cache):
+    packages = [Package(name, "28.0-r0", None, arch="aarch64") for name in ("erlang28", "erlang28-dev")]
+    repo.publish("v3.22", [(p, p.build(signer)) for p in packages], arch="aarch64")
+    offers = list_offers("aarch64-linux-musl", source="alpine")["alpine"]
+    assert [(o.version, o.url) for o in offers] == [
+        ("28.0", repo.server.url_for("/v3.22/community/aarch64/erlang28-28.0-r0.apk"))]
+
+
+def test_user_key_directory_must_exist_and_hold_keys(repo, tmp_path, monkeypatch):
+    monkeypatch.setenv("XREL_ALPINE_KEYS", str(tmp_path / "nowhere"))
+    with pytest.raises(UsageError):
+        trusted_keys("x86_64")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "broken.rsa.pub").write_text("not a key\n")
+    monkeypatch.setenv("XREL_ALPINE_KEYS", str(tmp_path / "junk"))
+    with pytest.raises(UsageError):
+        trusted_keys("x86_64")
+
+
 def test_sha256_signed_index_is_accepted(repo, built, isolated_cache):
     repo.publish("v3.22", built("erlang27", "27.3.4-r1"), signer=Signer(repo.signer.key, KEY_NAME, "RSA256"))
     assert [o.version for o in list_offers(TARGET, source="alpine")["alpine"]] == ["27.3.4"]
@@ -303,14 +322,26 @@ def test_offline_uses_the_cached_index_only(standard, isolated_cache):
     assert len(standard.server.log) == before  # nothing was asked
 
 
-def test_cli_fetch_erts(standard, isolated_cache):
+def _xrel(*args: str) -> subprocess.CompletedProcess:
     from xrel.cli import main
 
     if "fetch-erts" not in main.commands:
         pytest.skip("the fetch-erts command is not there yet")
-    out = subprocess.run([sys.executable, "-m", "xrel", "fetch-erts", TARGET, "--source", "alpine",
-                          "--otp", "27", "--json"], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "xrel", "-q", *args], capture_output=True, text=True)
+
+
+def test_cli_fetch_erts(standard, isolated_cache):
+    out = _xrel("fetch-erts", TARGET, "--source", "alpine", "--otp", "27", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["otp_version"] == "27.3.4" and data["source"] == "alpine"
     assert data["packages"] == {"erlang27": "27.3.4-r1", "erlang27-dev": "27.3.4-r1"}
+    listed = json.loads(_xrel("otp-versions", TARGET, "--source", "alpine", "--json").stdout)
+    assert [o["version"] for o in listed["sources"]["alpine"]["offers"]] == ["28.0", "27.3.4", "26.2.5.12", "26.2.5.5"]
+
+
+def test_cli_refuses_an_untrusted_index(repo, built, isolated_cache):
+    repo.publish("v3.22", built("erlang27", "27.3.4-r1"), signer=Signer(repo.signer.key, "stranger-1.rsa.pub"))
+    out = _xrel("fetch-erts", TARGET, "--source", "alpine", "--otp", "27")
+    assert out.returncode == VerificationError.exit_code, out.stderr
+    assert "unknown key (stranger-1.rsa.pub)" in out.stderr and "XREL_ALPINE_KEYS" in out.stderr

@@ -49,12 +49,17 @@ def trusted_keys(arch: str) -> dict[str, rsa.RSAPublicKey]:
     for name, pin in settings("alpine").get("keys", {}).items():
         if arch not in pin.get("arches", [arch]):
             continue
+        if not (shipped / name).is_file():
+            raise UsageError(f"the Alpine key {shipped / name} is missing", "reinstall xrel")
         data = (shipped / name).read_bytes()
         if hashlib.sha256(data).hexdigest() != pin["sha256"]:
             raise VerificationError(f"the shipped Alpine key {shipped / name} does not match its pin",
                                     "reinstall xrel")
         keys[name] = _load_key(shipped / name, data)
     for folder in filter(None, os.environ.get(KEYS_ENV, "").split(os.pathsep)):
+        if not Path(folder).is_dir():
+            raise UsageError(f"{KEYS_ENV} names {folder}, which is not a directory",
+                             "point it at directories holding <key name>.pub files")
         for path in sorted(Path(folder).glob("*.pub")):
             keys[path.name] = _load_key(path, path.read_bytes())
     return keys
