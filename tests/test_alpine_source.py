@@ -183,6 +183,7 @@ def test_package_checksum_forms():
 
 # -- the source end to end ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_fetch_verifies_unpacks_and_normalizes(standard, isolated_cache):
     runtime = fetch_runtime(TARGET, "27", source="alpine")
     root = runtime.root
@@ -217,6 +218,7 @@ def test_fetch_verifies_unpacks_and_normalizes(standard, isolated_cache):
         probe.unlink()
 
 
+@pytest.mark.slow
 def test_verified_packages_are_reused(standard, isolated_cache):
     fetch_runtime(TARGET, "27", source="alpine")
     assert standard.requests("erlang27-27.3.4-r1.apk") == 1
@@ -225,6 +227,7 @@ def test_verified_packages_are_reused(standard, isolated_cache):
     assert standard.requests("APKINDEX.tar.gz") >= 4  # the index is always asked afresh
 
 
+@pytest.mark.slow
 def test_version_requests(standard, isolated_cache):
     offers = list_offers(TARGET, source="alpine")["alpine"]
     assert [o.version for o in offers] == ["28.0", "27.3.4", "26.2.5.12", "26.2.5.5"]
@@ -239,9 +242,13 @@ def test_version_requests(standard, isolated_cache):
     assert "28.0" in missing.value.message and "29" in missing.value.message
 
 
+@pytest.mark.slow
 def test_one_branch_can_be_asked(standard, isolated_cache):
     offers = list_offers(TARGET, source="alpine:v3.21")["alpine"]
     assert [(o.version, o.details["branch"]) for o in offers] == [("26.2.5.5", "v3.21")]
+    # newest first, so a branch asked without --otp gives its newest OTP
+    newest = SOURCE.offers(Target.parse(TARGET), FetchOptions(location="v3.22"))
+    assert [o.version for o in newest] == ["28.0", "27.3.4", "26.2.5.12"]
 
 
 def test_aarch64_reads_its_own_index(repo, signer, isolated_cache):
@@ -263,11 +270,13 @@ def test_user_key_directory_must_exist_and_hold_keys(repo, tmp_path, monkeypatch
         trusted_keys("x86_64")
 
 
+@pytest.mark.slow
 def test_sha256_signed_index_is_accepted(repo, built, isolated_cache):
     repo.publish("v3.22", built("erlang27", "27.3.4-r1"), signer=Signer(repo.signer.key, KEY_NAME, "RSA256"))
     assert [o.version for o in list_offers(TARGET, source="alpine")["alpine"]] == ["27.3.4"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["bad signature", "unknown key"])
 def test_untrusted_index_is_refused(case, repo, built, isolated_cache):
     if case == "bad signature":
@@ -282,6 +291,7 @@ def test_untrusted_index_is_refused(case, repo, built, isolated_cache):
     assert repo.requests(".apk") == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("part", ["control", "data"])
 def test_tampered_package_is_refused(part, repo, built, isolated_cache):
     (main, apk_bytes), dev = built("erlang27", "27.3.4-r1")
@@ -299,6 +309,7 @@ def test_tampered_package_is_refused(part, repo, built, isolated_cache):
     assert _runtimes_area(isolated_cache) == [] and _downloaded_apks(isolated_cache) == []
 
 
+@pytest.mark.slow
 def test_glibc_erts_packaged_as_musl_is_refused(repo, built, isolated_cache):
     repo.publish("v3.22", built("erlang27", "27.3.4-r1", "glibc"))
     with pytest.raises(InspectionError) as refused:
@@ -307,6 +318,7 @@ def test_glibc_erts_packaged_as_musl_is_refused(repo, built, isolated_cache):
     assert _runtimes_area(isolated_cache) == []
 
 
+@pytest.mark.slow
 def test_offline_uses_the_cached_index_only(standard, isolated_cache):
     with pytest.raises(NotAvailableError) as never:
         SOURCE.offers(Target.parse(TARGET), FetchOptions(offline=True))
@@ -330,6 +342,7 @@ def _xrel(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "xrel", "-q", *args], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_cli_fetch_erts(standard, isolated_cache):
     out = _xrel("fetch-erts", TARGET, "--source", "alpine", "--otp", "27", "--json")
     assert out.returncode == 0, out.stderr
@@ -340,6 +353,7 @@ def test_cli_fetch_erts(standard, isolated_cache):
     assert [o["version"] for o in listed["sources"]["alpine"]["offers"]] == ["28.0", "27.3.4", "26.2.5.12", "26.2.5.5"]
 
 
+@pytest.mark.slow
 def test_cli_refuses_an_untrusted_index(repo, built, isolated_cache):
     repo.publish("v3.22", built("erlang27", "27.3.4-r1"), signer=Signer(repo.signer.key, "stranger-1.rsa.pub"))
     out = _xrel("fetch-erts", TARGET, "--source", "alpine", "--otp", "27")

@@ -23,7 +23,7 @@ from ..archive import extract_tar
 from ..download import fetch_checked, fetch_index
 from ..errors import NotAvailableError, UsageError, VerificationError
 from ..targets import Target
-from . import apk
+from . import apk, versions
 from .base import FetchOptions, Offer, mirror, settings
 from .normalize import adopt_system_root
 
@@ -145,7 +145,7 @@ class AlpineSource:
         if not found and len(missing) == len(branches):
             raise NotAvailableError(f"no Alpine index for {arch} could be read ({missing[0].message})",
                                     missing[0].hint)
-        return list(found.values())
+        return sorted(found.values(), key=lambda o: versions.key(o.version), reverse=True)
 
     def install(self, offer: Offer, dest: Path, options: FetchOptions) -> dict:
         details = offer.details
