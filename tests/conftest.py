@@ -31,41 +31,19 @@ def have(program: str) -> bool:
 
 
 def apt_reachable() -> bool:
-    """Can apt reach the Debian mirror? (checked once)"""
-    global _APT
+    """Can this machine reach the Debian mirror its apt sources name?"""
+    if not have("apt-get"):
+        return False
     try:
-        return _APT
-    except NameError:
-        pass
-    _APT = False
-    if have("apt-get"):
-        try:
-            from xrel import apt
+        import requests
 
-            m = apt.mirror()
-            import requests
+        from xrel import apt
 
-            requests.head(f"{m.uri}/dists/bookworm/InRelease", timeout=10)
-            _APT = True
-        except Exception:
-            _APT = False
-    return _APT
+        return requests.head(f"{apt.mirror().uri}/dists/bookworm/InRelease", timeout=10).status_code < 500
+    except Exception:
+        return False
 
 
-needs_apt = pytest.mark.skipif("not apt_reachable()", reason="the Debian mirror is not reachable through apt")
+needs_apt = pytest.mark.skipif(not apt_reachable(), reason="the Debian mirror (from the apt sources) is not reachable")
 needs_mix = pytest.mark.skipif(not have("mix"), reason="mix (Elixir) is not installed: apt-get install elixir")
 needs_make = pytest.mark.skipif(not have("make"), reason="make is not installed")
-
-
-def zig_cc(target: str, source: Path, output: Path, *extra: str, cxx: bool = False) -> Path:
-    """Build `source` for `target` through xrel's own wrappers (real zig)."""
-    import xrel
-
-    env = xrel.toolchain(target, otp_root=extra_otp_root()).env()
-    cc = env["CXX" if cxx else "CC"]
-    subprocess.run([cc, *extra, str(source), "-o", str(output)], check=True)
-    return output
-
-
-def extra_otp_root():
-    return None

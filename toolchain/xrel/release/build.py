@@ -77,6 +77,19 @@ def check_versions(runtime: Runtime, host: HostErlang, target: Target) -> list[s
     return notes
 
 
+def check_requested_otp(otp: str, host: HostErlang) -> None:
+    """Refuse an OTP request outside [host, host+2] before fetching anything."""
+    from ..runtimes.versions import parse_request
+
+    major, hmajor = parse_request(otp)[0], host.otp_major
+    if major < hmajor:
+        raise UsageError(f"OTP {otp} is older than this machine's OTP {hmajor}: BEAM files compiled here "
+                         f"will not load there", f"use --otp {hmajor} (or newer), or build on an OTP {major} machine")
+    if major > hmajor + 2:
+        raise UsageError(f"OTP {otp} is more than two releases newer than this machine's OTP {hmajor}",
+                         f"use --otp {hmajor}..{hmajor + 2}, or install a newer OTP here")
+
+
 def sync_workspace(project: Project, ws: Workspace) -> None:
     """Mirror the project and every dependency into the target's tree (host binaries of
     native apps are not copied)."""
@@ -200,6 +213,8 @@ def build(project_dir: str | Path = ".", targets: list[str | Target] = ("host",)
     parsed = [Target.parse(t) for t in targets]
     if not parsed:
         raise UsageError("no target given", "pass --target, e.g. --target aarch64-linux-gnu")
+    if otp:
+        check_requested_otp(otp, host_erlang())
     project = load_project(Path(project_dir), mix_env)
     name = project.release_name(release)
     out_dir = Path(out).resolve() if out else project.path / "_build" / "xrel"

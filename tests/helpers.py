@@ -1,0 +1,52 @@
+"""Test helpers shared by the build, run and native-code tests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def copy_fixtures(dest: Path, *names: str) -> Path:
+    """Copy fixture projects (and the elixir_make stand-in they use) side by side into `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in {*names, "elixir_make"}:
+        shutil.copytree(FIXTURES / name, dest / name, symlinks=True,
+                        ignore=shutil.ignore_patterns("_build", "deps", "*.o"))
+    return dest
+
+
+def tree_digest(root: Path, exclude: tuple[str, ...] = ()) -> dict[str, str]:
+    """Path -> digest of content, mode and link target of every entry under `root`."""
+    digests = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        dirnames[:] = [d for d in dirnames if os.path.normpath(os.path.join(rel_dir, d)) not in exclude]
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            p = Path(dirpath) / name
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if p.is_symlink():
+                digests[rel] = "link:" + os.readlink(p)
+            else:
+                st = p.stat()
+                digests[rel] = f"{oct(st.st_mode)}:{st.st_mtime_ns}:" + hashlib.sha256(p.read_bytes()).hexdigest()
+    return digests
+
+
+def host_release(project: Path) -> subprocess.CompletedProcess:
+    """The user's own `mix release` on the host (must keep working after xrel)."""
+    env = {**os.environ, "MIX_ENV": "prod"}
+    for var in ("MIX_EXS", "CC", "CXX", "ERTS_INCLUDE_DIR"):
+        env.pop(var, None)
+    return subprocess.run(["mix", "release", "--overwrite"], cwd=project, env=env, capture_output=True, text=True)
+
+
+def marker(binary: Path) -> str:
+    """The xrel-fixture marker string compiled into the fixture NIF."""
+    data = binary.read_bytes()
+    start = data.index(b"xrel-fixture:")
+    return data[start:data.index(b";", start)].decode()

@@ -1,0 +1,139 @@
+"""`xrel build` with real mix, real zig and real Debian runtimes (OTP 25 from bookworm)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import xrel
+from xrel import binaries
+from xrel.errors import InspectionError, UsageError
+from conftest import needs_apt, needs_make, needs_mix
+from helpers import copy_fixtures, host_release, marker, tree_digest
+
+pytestmark = [needs_mix, needs_make, needs_apt, pytest.mark.slow]
+
+LINUX = ["arm-linux-gnueabihf", "aarch64-linux-gnu", "x86_64-linux-gnu"]
+MACHINES = {"arm-linux-gnueabihf": (40, 32), "aarch64-linux-gnu": (183, 64), "x86_64-linux-gnu": (62, 64)}
+
+
+@pytest.fixture(scope="module")
+def three_targets(tmp_path_factory):
+    """nif_make (C NIF + port program) with a host build first, then one xrel build for three
+    Linux targets; the user's tree is hashed before and after."""
+    root = copy_fixtures(tmp_path_factory.mktemp("build"), "nif_make")
+    project = root / "nif_make"
+    host = host_release(project)
+    assert host.returncode == 0, host.stdout + host.stderr
+    before = tree_digest(root, exclude=("nif_make/_build/xrel",))
+    result = xrel.build(project, LINUX)
+    after = tree_digest(root, exclude=("nif_make/_build/xrel",))
+    return project, result, before, after
+
+
+def test_every_native_file_is_the_targets(three_targets):
+    _project, result, _b, _a = three_targets
+    assert [t.target for t in result.targets] == LINUX
+    for t in result.targets:
+        machine, bits = MACHINES[t.target]
+        natives = list(binaries.native_files(Path(t.release_dir)))
+        assert any(p.name == "beam.smp" for p in natives) and any(p.name == "fixture_nif.so" for p in natives)
+        for path in natives:
+            info = binaries.read(path)
+            assert (info.machine, info.bits) == (machine, bits), f"{path} is {info}"
+        assert t.glibc_floor == "2.34"  # bookworm's ERTS sets the floor, not zig's NIF
+
+
+def test_armhf_nif_was_compiled_against_32bit_headers(three_targets):
+    _project, result, _b, _a = three_targets
+    by_target = {t.target: Path(t.release_dir) for t in result.targets}
+    nif = lambda t: next(by_target[t].glob("lib/nif_make-*/priv/fixture_nif.so"))  # noqa: E731
+    assert marker(nif("arm-linux-gnueabihf")) == "xrel-fixture:arch=arm:header_sizeof_long=4"
+    assert marker(nif("aarch64-linux-gnu")) == "xrel-fixture:arch=aarch64:header_sizeof_long=8"
+    info = binaries.read(nif("arm-linux-gnueabihf"))
+    assert info.float_abi == "hard"
+
+
+def test_users_tree_is_untouched_and_host_release_still_works(three_targets):
+    project, _result, before, after = three_targets
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    assert not changed, f"xrel changed the user's files: {sorted(changed)[:10]}"
+    again = host_release(project)
+    assert again.returncode == 0, again.stdout + again.stderr
+    run = subprocess.run([str(project / "_build/prod/rel/nif_make/bin/nif_make"), "eval", "IO.puts(Fixture.report())"],
+                         capture_output=True, text=True, timeout=120)
+    assert "nif_arch=x86_64" in run.stdout and "port=x86_64:ping" in run.stdout
+
+
+def test_tarballs_sha256_files_and_manifest_agree(three_targets):
+    project, result, _b, _a = three_targets
+    manifest = json.loads(Path(result.manifest).read_text())
+    by_target = {a["target"]: a for a in manifest["artifacts"]}
+    assert set(by_target) == set(LINUX)
+    for t in result.targets:
+        tarball = Path(t.tarball)
+        assert tarball.name == f"nif_make-0.1.0-{t.target}.tar.gz"
+        digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+        assert digest == t.sha256 == by_target[t.target]["sha256"]
+        assert (tarball.parent / (tarball.name + ".sha256")).read_text() == f"{digest}  {tarball.name}\n"
+        with tarfile.open(tarball) as tar:
+            names = tar.getnames()
+        assert "bin/nif_make" in names and any(n.endswith("priv/fixture_nif.so") for n in names)
+        assert by_target[t.target]["otp"] == t.otp_version == "25.2.3"
+        assert by_target[t.target]["runtime_source"] == "debian"
+
+
+def test_release_uses_target_otp_apps_and_relocatable_erl(three_targets):
+    _project, result, _b, _a = three_targets
+    arm = Path(result.targets[0].release_dir)
+    crypto = next(arm.glob("lib/crypto-*/priv/lib/crypto.so"))
+    assert binaries.read(crypto).machine == 40
+    erl = next(arm.glob("erts-*/bin/erl")).read_text()
+    assert "/usr/lib/erlang" not in erl
+    assert json.loads((arm / "releases" / "xrel.json").read_text())["target"] == "arm-linux-gnueabihf"
+
+
+def test_pure_project_and_path_dependency_with_a_nif(tmp_path):
+    root = copy_fixtures(tmp_path, "pure_app", "uses_dep", "nif_make")
+    pure = xrel.build(root / "pure_app", ["aarch64-linux-gnu"])
+    assert Path(pure.targets[0].tarball).name == "pure_app-1.2.0-aarch64-linux-gnu.tar.gz"
+    dep = xrel.build(root / "uses_dep", ["arm-linux-gnueabihf"])
+    release = Path(dep.targets[0].release_dir)
+    nif = next(release.glob("lib/nif_make-*/priv/fixture_nif.so"))
+    assert marker(nif) == "xrel-fixture:arch=arm:header_sizeof_long=4"
+    assert not list((root / "nif_make").rglob("*.so")), "the path dep's own tree got a build output"
+
+
+def test_umbrella_with_a_nif_child(tmp_path):
+    root = copy_fixtures(tmp_path, "umbrella")
+    result = xrel.build(root / "umbrella", ["arm-linux-gnueabihf", "aarch64-linux-gnu"])
+    for t in result.targets:
+        nif = next(Path(t.release_dir).glob("lib/calc-*/priv/calc_nif.so"))
+        assert binaries.read(nif).machine == MACHINES[t.target][0]
+        assert (Path(t.release_dir) / "bin" / "umbrella").is_file()
+
+
+def test_a_hard_coded_gcc_is_caught_and_named(tmp_path):
+    root = copy_fixtures(tmp_path, "uses_hardcoded", "hardcoded_gcc")
+    with pytest.raises(InspectionError) as err:
+        xrel.build(root / "uses_hardcoded", ["arm-linux-gnueabihf"])
+    message = str(err.value)
+    assert "hardcoded_nif.so" in message and "dependency hardcoded_gcc" in message and "x86-64" in message
+
+
+def test_bad_input_gives_one_line_errors(tmp_path):
+    with pytest.raises(UsageError, match="no mix.exs"):
+        xrel.build(tmp_path, ["aarch64-linux-gnu"])
+    root = copy_fixtures(tmp_path / "p", "pure_app")
+    with pytest.raises(UsageError, match="unknown target"):
+        xrel.build(root / "pure_app", ["aarch64-linux-gnuu"])
+    with pytest.raises(UsageError, match="older than this machine's OTP"):
+        xrel.build(root / "pure_app", ["aarch64-linux-gnu"], otp="24")
+    cli = subprocess.run(["xrel", "build", str(tmp_path), "-t", "armhf"], capture_output=True, text=True)
+    assert cli.returncode == 2 and "Traceback" not in cli.stderr
+    assert cli.stderr.strip().startswith("xrel: error: no mix.exs") and len(cli.stderr.strip().splitlines()) == 1
