@@ -156,7 +156,7 @@ class AlpineSource:
             filename = f"{record['P']}-{record['V']}.apk"
             url = f"{_folder(details['index_url'])}/{filename}"
             _algorithm, identity = apk.identity_digest(record["C"])
-            path, digest, verified = fetch_checked(url, f"{identity.hex()[:16]}-{filename}",
+            _path, digest, verified = fetch_checked(url, f"{identity.hex()[:16]}-{filename}",
                                                    lambda p, c=record["C"]: apk.verify_apk(p, c))
             extract_tar(io.BytesIO(verified.data), unpacked, reroot_absolute_links=True, name=filename)
             urls.append(url)
