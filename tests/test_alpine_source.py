@@ -244,7 +244,7 @@ def test_version_requests(standard, isolated_cache):
 
 @pytest.mark.slow
 def test_one_branch_can_be_asked(standard, isolated_cache):
-    offers = list_offers(TARGET, source="alpine:v3.21")["alpine"]
+    offers = SOURCE.offers(Target.parse(TARGET), FetchOptions(location="v3.21"))  # --source alpine:v3.21
     assert [(o.version, o.details["branch"]) for o in offers] == [("26.2.5.5", "v3.21")]
     # newest first, so a branch asked without --otp gives its newest OTP
     newest = SOURCE.offers(Target.parse(TARGET), FetchOptions(location="v3.22"))
