@@ -1,0 +1,209 @@
+"""The `xrel` command as a user runs it (a real process each time): targets, zig-env, doctor,
+errors, and `python -m xrel`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xrel import qemu
+from xrel.targets import Target, all_targets, host_target
+from xrel.zig import find_zig
+
+TOOL_VARS = ("CC", "CXX", "AR", "RANLIB", "STRIP", "CMAKE_TOOLCHAIN_FILE")
+PRECOMPILER_VARS = ("TARGET_ARCH", "TARGET_VENDOR", "TARGET_OS", "TARGET_ABI")
+
+
+def xrel(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xrel", *args], capture_output=True, text=True, timeout=300,
+                          env=env, cwd=cwd)
+
+
+def cache_env(root: Path) -> dict[str, str]:
+    """The process environment with its own, empty xrel cache (no runtime cached)."""
+    return dict(os.environ, XREL_CACHE_DIR=str(root))
+
+
+def fake_otp_root(base: Path) -> Path:
+    root = base / "target otp"
+    for d in ("erts-14.2.5/include", "lib/erl_interface-5.5/lib", "usr/include", "usr/lib"):
+        (root / d).mkdir(parents=True)
+    return root
+
+
+# -- targets ---------------------------------------------------------------------------------------
+def test_targets_json_lists_every_target():
+    result = xrel("targets", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["name"] for r in rows] == [t.name for t in all_targets()]
+    for row, target in zip(rows, all_targets()):
+        assert row["aliases"] == list(target.aliases) and row["aliases"]
+        assert row["sources"] == list(target.sources) and row["sources"]
+        assert (row["zig"], row["rust"], row["erlang"], row["format"], row["bits"]) == (
+            target.zig, target.rust, target.erlang, target.format, target.bits)
+        expected = qemu.emulation(target)
+        assert (row["run_here"], row["run_note"]) == (expected.mode, expected.reason)
+        assert row["run_here"] in ("native", "qemu", "none") and row["run_note"]
+        if target.os != "linux":
+            assert row["run_here"] == "none"
+    host = next(r for r in rows if r["name"] == host_target().name)
+    assert host["run_here"] == "native"
+
+
+def test_targets_text_names_every_target_and_alias():
+    result = xrel("targets")
+    assert result.returncode == 0, result.stderr
+    for target in all_targets():
+        assert target.name in result.stdout
+        assert all(alias in result.stdout for alias in target.aliases)
+
+
+# -- zig-env -----------------------------------------------------------------------------------------
+def test_zig_env_json(tmp_path):
+    result = xrel("zig-env", "linux/arm/v7", "--format", "json", env=cache_env(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    env = json.loads(result.stdout)
+    target = Target.parse("arm-linux-gnueabihf")
+    under = target.rust.replace("-", "_")
+    for key in (*TOOL_VARS, f"CC_{under}", f"CXX_{under}", f"AR_{under}", f"CARGO_TARGET_{under.upper()}_LINKER"):
+        assert key in env, key
+    for key in ("CC", "CXX", "AR", "RANLIB", "STRIP"):
+        assert os.access(env[key], os.X_OK), key
+    assert Path(env["CMAKE_TOOLCHAIN_FILE"]).is_file()
+    assert env["XREL_TARGET"] == "arm-linux-gnueabihf"
+    # never the precompilers' TARGET_* (GNU make's implicit rules put $(TARGET_ARCH) on the command line)
+    assert not set(PRECOMPILER_VARS) & set(env)
+    # no runtime cached and no --otp-root: no ERTS headers, and stderr says so (stdout stays eval-able)
+    assert "ERTS_INCLUDE_DIR" not in env
+    assert "no runtime for arm-linux-gnueabihf is cached" in result.stderr
+    assert "fetch-erts" in result.stderr
+
+
+def test_zig_env_with_an_otp_root(tmp_path):
+    root = fake_otp_root(tmp_path)
+    result = xrel("zig-env", "aarch64-linux-gnu", "--otp-root", str(root), "--format", "json",
+                  env=cache_env(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    env = json.loads(result.stdout)
+    assert env["ERTS_INCLUDE_DIR"] == str(root / "erts-14.2.5" / "include")
+    assert env["ERL_EI_INCLUDE_DIR"] == str(root / "usr" / "include")
+    assert env["ERL_EI_LIBDIR"] == str(root / "usr" / "lib")
+    assert result.stderr == ""
+
+
+def test_zig_env_sh_evaluates_in_a_shell(tmp_path):
+    """sh quoting survives paths with spaces: the values a shell sees are the JSON ones."""
+    env = cache_env(tmp_path / "a cache dir")
+    root = fake_otp_root(tmp_path)
+    as_json = json.loads(xrel("zig-env", "aarch64-macos", "--otp-root", str(root), "--format", "json", env=env).stdout)
+    keys = sorted(as_json)
+    script = (f'eval "$({shlex.quote(sys.executable)} -m xrel zig-env aarch64-macos --otp-root {shlex.quote(str(root))})"'
+              " && " + " && ".join(f'printf "%s\\n" "${k}"' for k in keys))
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert dict(zip(keys, result.stdout.splitlines())) == as_json
+    assert " " in as_json["CC"]
+
+
+def test_zig_env_fish(tmp_path):
+    env = cache_env(tmp_path / "fish cache")
+    result = xrel("zig-env", "x86_64-windows", "--format", "fish", env=env)
+    assert result.returncode == 0, result.stderr
+    as_json = json.loads(xrel("zig-env", "x86_64-windows", "--format", "json", env=env).stdout)
+    parsed = {}
+    for line in result.stdout.splitlines():
+        words = shlex.split(line.rstrip(";"))
+        assert words[:2] == ["set", "-gx"] and len(words) == 4, line
+        parsed[words[2]] = words[3]
+    assert parsed == as_json
+    assert "CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER" in parsed
+    if shutil.which("fish"):
+        shown = subprocess.run(["fish", "-c", result.stdout + '\nprintf "%s\\n" $CC'], capture_output=True,
+                               text=True, env=env)
+        assert shown.stdout.strip() == as_json["CC"]
+
+
+def test_zig_env_with_an_otp_version_not_cached_is_an_error(tmp_path):
+    result = xrel("zig-env", "aarch64-linux-gnu", "--otp", "27", env=cache_env(tmp_path / "cache"))
+    assert result.returncode == 4
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "xrel fetch-erts aarch64-linux-gnu --otp 27" in result.stderr
+
+
+# -- doctor ------------------------------------------------------------------------------------------
+def test_doctor_json(tmp_path):
+    result = xrel("doctor", "--json", env=cache_env(tmp_path / "doctor cache"))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    by_name = {r["name"]: r for r in rows}
+    for row in rows:
+        assert set(row) == {"name", "ok", "detail", "fix"}
+        assert row["detail"]
+        if not row["ok"]:
+            assert row["fix"], f"{row['name']} is missing but no fix is named"
+    zig = find_zig()
+    assert by_name["zig"]["ok"] and str(zig.version) in by_name["zig"]["detail"]
+    assert str(tmp_path / "doctor cache") in by_name["cache"]["detail"]
+    assert by_name["make"]["ok"] == (shutil.which("make") is not None)
+    assert by_name["erlang"]["ok"] == (shutil.which("erl") is not None)
+    for target in all_targets():
+        if target.libc == "glibc":
+            assert by_name[f"run {target.name}"]["ok"] == qemu.emulation(target).possible
+
+
+def test_doctor_text():
+    result = xrel("doctor")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].split()[1] == "zig"
+
+
+# -- errors --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("args,expected", [
+    (["zig-env", "aarch64-linx-gnu"], "did you mean aarch64-linux-gnu"),
+    (["zig-env", "nonsense"], "unknown target 'nonsense'"),
+    (["zig-env", "aarch64-macos.2.28"], "only applies to glibc Linux targets"),
+])
+def test_user_errors_are_one_line_with_exit_2(args, expected, tmp_path):
+    result = xrel(*args, env=cache_env(tmp_path / "cache"))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("xrel: error: ") and result.stderr.count("\n") == 1
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = xrel("--debug", "zig-env", "nonsense", env=cache_env(tmp_path / "cache"))
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr and "xrel: error: unknown target 'nonsense'" in result.stderr
+
+
+# -- entry points ----------------------------------------------------------------------------------------
+def test_python_m_xrel_help():
+    result = xrel("--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: xrel")
+    for command in ("targets", "zig-env", "doctor"):
+        assert command in result.stdout
+
+
+def test_version():
+    import xrel as package
+
+    result = xrel("--version")
+    assert result.returncode == 0 and package.__version__ in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("xrel") is None, reason="the xrel console script is not installed (pip install -e .)")
+def test_console_script_matches_python_m():
+    result = subprocess.run(["xrel", "targets", "--json"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == json.loads(xrel("targets", "--json").stdout)
