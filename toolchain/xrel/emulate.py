@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from . import qemu
+from . import progress, qemu
 from .archive import extract_tar
 from .binaries import read, version_key
 from .errors import EmulationError, UsageError
@@ -29,10 +30,18 @@ class Plan:
     release_dir: Path
     command: Path  # bin/<name>
     target: Target
-    mode: str  # native | qemu
+    mode: str  # native | qemu | namespace
     env: dict[str, str]
     sysroot: Path | None = None
     notes: list[str] = field(default_factory=list)
+    overlay: str = ""  # namespace mode: the lowerdir list mounted over /usr/lib
+
+    def argv(self, args: list[str]) -> list[str]:
+        """The command line that starts bin/<name> ARGS in this plan's mode."""
+        if self.mode != "namespace":
+            return [str(self.command), *args]
+        script = f'mount -t overlay xrel-sysroot -o lowerdir={self.overlay} /usr/lib && exec "$0" "$@"'
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(self.command), *args]
 
 
 @contextlib.contextmanager
@@ -107,18 +116,17 @@ def plan(release_dir: Path, target: Target | None = None, sysroot_packages: list
     marker = release_dir / "releases" / "xrel.json"
     meta = json.loads(marker.read_text()).get("runtime_meta", {}) if marker.is_file() else {}
     env = dict(os.environ)
-    notes = []
-    if emu.mode == "native":
+    host = host_target()
+    same_cpu_family = target.name == host.name or (target.arch == "x86" and host.arch == "x86_64")
+    if same_cpu_family:
         floor = version_key(report.glibc_floor or "0")
-        if floor > _host_glibc():
-            raise EmulationError(
-                f"this release needs glibc {report.glibc_floor}, this machine has "
-                f"{'.'.join(map(str, _host_glibc()))}", "run it on a newer system or build with an older runtime")
-        return Plan(release_dir, command, target, "native", env, None, notes)
+        if target.name == host.name and floor <= _host_glibc():
+            return Plan(release_dir, command, target, "native", env, None, [])
+        return _namespace_plan(release_dir, command, target, report, meta, sysroot_packages, offline, env)
     if not emu.binfmt:
         raise EmulationError(f"{target.name} releases need binfmt_misc for their start script, "
                              f"which has no entry for this CPU here", qemu.ENABLE_BINFMT)
-    sysroot = ensure_sysroot(target, report.needed, meta, list(sysroot_packages), offline=offline)
+    sysroot, notes = _sysroot(target, report, meta, sysroot_packages, offline)
     env["QEMU_LD_PREFIX"] = str(sysroot)
     flags = jit_flags(target, _otp_major(release_dir))
     if flags:
@@ -127,12 +135,44 @@ def plan(release_dir: Path, target: Target | None = None, sysroot_packages: list
     return Plan(release_dir, command, target, "qemu", env, sysroot, notes)
 
 
+def _namespace_plan(release_dir, command, target, report, meta, sysroot_packages, offline, env) -> Plan:
+    """The CPU runs the release natively, but this system lacks its loader or a new enough glibc:
+    run it in a private mount namespace with the sysroot laid over /usr/lib (needs root)."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        raise EmulationError(f"a {target.name} release needing glibc {report.glibc_floor} runs here only in a "
+                             "private mount namespace, which needs root and unshare(1)", "run xrel as root")
+    sysroot, notes = _sysroot(target, report, meta, sysroot_packages, offline)
+    layers = [str(sysroot / "lib"), str(sysroot / "usr" / "lib")]
+    if any(c in "".join(layers) for c in ",:"):
+        raise EmulationError(f"the sysroot path {sysroot} contains ',' or ':', which overlayfs cannot take",
+                             "set XREL_CACHE_DIR to a plain path")
+    if target.name == host_target().name:
+        # a newer glibc than this system's: the target's libraries win (host tools run on it too)
+        lower, note = [*layers, "/usr/lib"], "target libc laid over /usr/lib in a private mount namespace"
+    else:
+        # another ABI of this CPU (i386 on x86_64): only add what the system lacks
+        lower, note = ["/usr/lib", *layers], "i386 loader and libraries added in a private mount namespace"
+    lower = [d for d in lower if Path(d).is_dir() and not Path(d).is_symlink()]
+    return Plan(release_dir, command, target, "namespace", env, sysroot, [note, *notes], overlay=":".join(lower))
+
+
+def _sysroot(target, report, meta, sysroot_packages, offline) -> tuple[Path, list[str]]:
+    unresolved: list[str] = []
+    sysroot = ensure_sysroot(target, report.needed, meta, list(sysroot_packages), offline=offline,
+                             unresolved=unresolved)
+    notes = [f"warning: no Debian package provides {', '.join(unresolved)}; whatever needs it will not load "
+             f"(add one with --sysroot-package)"] if unresolved else []
+    return sysroot, notes
+
+
 def run(release: str | Path, args: list[str], target: str | None = None,
         sysroot_packages: list[str] = (), **popen) -> int:
     """Run `bin/<name> ARGS` of the release on its target CPU; returns the exit code."""
     with opened_release(release) as release_dir:
         p = plan(release_dir, Target.parse(target) if target else None, sysroot_packages)
-        return subprocess.call([str(p.command), *args], env=p.env, **popen)
+        for note in p.notes:
+            progress.note(f"xrel: {note}")
+        return subprocess.call(p.argv(args), env=p.env, **popen)
 
 
 SMOKE_CODE = r'''
@@ -230,7 +270,7 @@ def smoke(release: str | Path, target: str | None = None, sysroot_packages: list
     and report apps, modules, NIFs loaded, priv executables and whether crypto works."""
     with opened_release(release) as release_dir:
         p = plan(release_dir, Target.parse(target) if target else None, sysroot_packages)
-        proc = subprocess.run([str(p.command), "eval", SMOKE_CODE], env=p.env, capture_output=True, text=True,
+        proc = subprocess.run(p.argv(["eval", SMOKE_CODE]), env=p.env, capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL)
         output = proc.stdout + proc.stderr
         data = _parse_smoke(output)

@@ -111,8 +111,12 @@ def provided_sonames(root: Path) -> set[str]:
 
 
 def ensure_sysroot(target: Target, needed: list[str], runtime_meta: dict | None = None,
-                   extra_packages: list[str] = (), offline: bool = False) -> Path:
-    """A cached sysroot holding every library in `needed` (sonames) for the target."""
+                   extra_packages: list[str] = (), offline: bool = False,
+                   unresolved: list[str] | None = None) -> Path:
+    """A cached sysroot holding every library in `needed` (sonames) for the target.
+
+    A soname no Debian package provides is an error, unless `unresolved` is given: then it is
+    appended there and left out (the loader will say what is missing when it is used)."""
     if target.libc != "glibc" or not target.debian:
         raise EmulationError(f"no Debian sysroot exists for {target.name}",
                              "only glibc Linux targets can be run here")
@@ -125,7 +129,10 @@ def ensure_sysroot(target: Target, needed: list[str], runtime_meta: dict | None 
     for soname in needed:
         pkg = package_for(soname, index)
         (wanted.add(pkg) if pkg else missing.append(soname))
-    if missing:
+    if missing and unresolved is not None:
+        unresolved.extend(missing)
+        needed = [n for n in needed if n not in missing]
+    elif missing:
         raise EmulationError(f"no Debian {suite['name']} package found for {', '.join(missing)} ({target.debian})",
                              "name the package with --sysroot-package")
     packages = closure(wanted, index)
