@@ -14,6 +14,8 @@ from typing import Iterator
 import filelock
 import platformdirs
 
+from .errors import XrelError
+
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by xrel.\n"
@@ -124,6 +126,15 @@ def entries() -> list[Entry]:
     return out
 
 
+def remove_entry(entry: Entry, timeout: float = 10) -> None:
+    """Delete one entry while holding its lock, so an install in progress is never cut short."""
+    try:
+        with locked(entry.area, entry.name, timeout=timeout):
+            remove(entry.path)
+    except filelock.Timeout:
+        raise XrelError(f"{entry.area}/{entry.name} is in use by another xrel process", "try again later")
+
+
 def _entry_of(filename: str) -> str:
     """The entry a leftover belongs to: `.tmp-<entry>~xyz` and `<entry>.part` -> `<entry>`."""
     if filename.startswith(".tmp-") and "~" in filename:
@@ -146,7 +157,7 @@ def prune(older_than_days: float | None = None) -> list[Path]:
             stale_tmp = entry != child.name
             too_old = (
                 older_than_days is not None
-                and name not in ("locks", "zig")
+                and name not in ("locks", "zig", "pins")  # pins are trust records, not a cache
                 and now - child.stat().st_mtime > older_than_days * 86400
             )
             if stale_tmp or too_old:

@@ -43,23 +43,19 @@ def download(url: str, dest: Path, sha256: str | None = None, *, label: str | No
     """Fetch `url` to `dest`, resuming `dest.part`; verify `sha256` before renaming into place.
 
     A 4xx is final (NotAvailableError for 404/410); network errors and 5xx are retried with
-    backoff. On a hash mismatch the partial file is deleted and VerificationError raised.
+    backoff. On a hash mismatch the partial file is deleted and VerificationError raised; when
+    the mismatch may come from an old `.part` it resumed, it first downloads once more from zero.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    delay = 1.0
-    for attempt in range(1, RETRIES + 1):
-        try:
-            _fetch_into(url, part, label or dest.name)
-            break
-        except _Retryable as e:
-            if attempt == RETRIES:
-                raise DownloadError(f"download of {url} failed after {RETRIES} tries: {e}",
-                                    "check the network or the mirror setting") from None
-            time.sleep(delay)
-            delay *= 2
+    resumed = part.exists() and part.stat().st_size > 0
+    _fetch_with_retries(url, part, label or dest.name)
     if sha256 is not None:
         actual = sha256_file(part)
+        if actual != sha256.lower() and resumed:
+            part.unlink()
+            _fetch_with_retries(url, part, label or dest.name)
+            actual = sha256_file(part)
         if actual != sha256.lower():
             part.unlink(missing_ok=True)
             raise VerificationError(
@@ -68,6 +64,20 @@ def download(url: str, dest: Path, sha256: str | None = None, *, label: str | No
             )
     os.replace(part, dest)
     return dest
+
+
+def _fetch_with_retries(url: str, part: Path, label: str) -> None:
+    delay = 1.0
+    for attempt in range(1, RETRIES + 1):
+        try:
+            _fetch_into(url, part, label)
+            return
+        except _Retryable as e:
+            if attempt == RETRIES:
+                raise DownloadError(f"download of {url} failed after {RETRIES} tries: {e}",
+                                    "check the network or the mirror setting") from None
+            time.sleep(delay)
+            delay *= 2
 
 
 class _Retryable(Exception):
@@ -110,11 +120,20 @@ def _fetch_into(url: str, part: Path, label: str) -> None:
             raise _Retryable("connection closed early")
 
 
+def is_sha256(text: str | None) -> bool:
+    return bool(text) and len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def verified_path(url: str, sha256: str, name: str | None = None) -> Path:
+    """Where fetch_verified keeps that file (`downloads/<sha256 prefix>-<name>`)."""
+    return cache.area("downloads") / f"{sha256.lower()[:16]}-{name or url.rsplit('/', 1)[-1]}"
+
+
 def fetch_verified(url: str, sha256: str, name: str | None = None) -> Path:
     """A content-addressed download: `downloads/<sha256>-<name>`, re-hashed on a cache hit."""
     sha256 = sha256.lower()
-    filename = f"{sha256[:16]}-{name or url.rsplit('/', 1)[-1]}"
-    dest = cache.area("downloads") / filename
+    dest = verified_path(url, sha256, name)
+    filename = dest.name
     with cache.locked("downloads", filename):
         if dest.exists():
             if sha256_file(dest) == sha256:
@@ -155,6 +174,50 @@ def _checked(path: Path, check: Callable[[Path], T]) -> tuple[Path, str, T]:
     except VerificationError:
         path.unlink(missing_ok=True)
         raise
+
+
+def fetch_pinned(url: str, pin: Path, sha256: str | None = None) -> tuple[Path, str, str]:
+    """Trust on first use, for files with no published checksum: (path, sha256, how trusted).
+
+    A `sha256` given by the user is checked and (re)written to the `pin` file; otherwise an
+    existing pin is checked; otherwise the first download is hashed and pinned ("first-use").
+    A download that differs from the pin is deleted and a VerificationError names the pin.
+    """
+    with cache.locked("pins", pin.name):
+        pinned = pin.read_text().split()[0].lower() if pin.is_file() else None
+        if sha256 or pinned:
+            try:
+                path = fetch_verified(url, sha256 or pinned)
+            except VerificationError as e:
+                if sha256:
+                    raise
+                raise VerificationError(f"{e.message}; that sha256 was pinned on first use in {pin}",
+                                        f"upstream changed the file or it was tampered with; if you trust the "
+                                        f"new file, pass --sha256 or delete {pin}") from None
+            digest, how = (sha256 or pinned).lower(), ("given" if sha256 else "pinned")
+        else:
+            first, digest = fetch_unverified(url, f"unpinned-{url.rsplit('/', 1)[-1]}")
+            path = verified_path(url, digest)
+            os.replace(first, path)
+            how = "first-use"
+        if digest != pinned:
+            tmp = pin.with_name(pin.name + ".part")
+            tmp.write_text(f"{digest}  {url}\n")
+            os.replace(tmp, pin)
+        return path, digest, how
+
+
+def url_exists(url: str) -> bool:
+    """A HEAD request (redirects followed): True for 2xx, False for 404/410."""
+    try:
+        response = session().head(url, allow_redirects=True, timeout=TIMEOUT)
+    except (requests.ConnectionError, requests.Timeout) as e:
+        raise DownloadError(f"cannot reach {url}: {e.__class__.__name__}", "check the network or the mirror setting")
+    if response.status_code in (404, 410):
+        return False
+    if response.status_code >= 400:
+        raise DownloadError(f"{url} answered HTTP {response.status_code}")
+    return True
 
 
 def fetch_index(url: str, name: str, offline: bool = False) -> bytes:

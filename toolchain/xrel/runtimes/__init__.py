@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import cache, progress
-from ..errors import NotAvailableError, VerificationError, XrelError
+from .. import cache, download, progress
+from ..errors import NotAvailableError, UsageError, VerificationError, XrelError
 from ..targets import Target
 from . import versions
 from .base import FetchOptions, Offer, get_source
@@ -57,7 +57,7 @@ class Runtime:
 
     def to_dict(self) -> dict:
         keys = ("target", "otp_version", "erts_version", "nif_version", "source", "urls", "sha256",
-                "glibc_floor", "packages", "suite", "needed_libraries")
+                "glibc_floor", "packages", "suite", "needed_libraries", "trust", "location")
         return {"path": str(self.root), **{k: self.meta.get(k) for k in keys if k in self.meta}}
 
     @classmethod
@@ -65,9 +65,10 @@ class Runtime:
         return cls(Path(root), json.loads((Path(root) / METADATA).read_text()))
 
 
-def entry_name(target: Target, source: str, version: str) -> str:
-    """Cache key, e.g. otp-27.3.4.1-aarch64-linux-gnu-debian."""
-    return f"otp-{version}-{target.name}-{source}"
+def entry_name(target: Target, source: str, version: str, variant: str | None = None) -> str:
+    """Cache key, e.g. otp-27.3.4.1-aarch64-linux-gnu-debian (a variant tells apart runtimes a
+    user provides: otp-27.3-x86_64-linux-gnu-local-<hash>)."""
+    return f"otp-{version}-{target.name}-{source}" + (f"-{variant}" if variant else "")
 
 
 def _cached(target: Target, request: tuple[int, ...] | None, sources: list[str]) -> list[Runtime]:
@@ -93,6 +94,11 @@ def _default_request() -> tuple[int, ...]:
     return (host_erlang().otp_major,)
 
 
+def _location(source: str | None) -> str | None:
+    """The `/x` of `path:/x`, the URL of `url:https://...`."""
+    return source.split(":", 1)[1] if source and ":" in source else None
+
+
 def _sources_for(target: Target, source: str | None) -> list[str]:
     if source:
         get_source(source.split(":", 1)[0])  # validates the name
@@ -112,8 +118,9 @@ def list_offers(target: Target | str, source: str | None = None, offline: bool =
     """What each source offers for the target: {source: [offers]} (errors become empty lists)."""
     target = Target.parse(target)
     result: dict[str, list[Offer]] = {}
+    options = FetchOptions(offline=offline, location=_location(source))
     for name in _sources_for(target, source):
-        result[name] = sorted(get_source(name).offers(target, FetchOptions(offline=offline)),
+        result[name] = sorted(get_source(name).offers(target, options),
                               key=lambda o: versions.key(o.version), reverse=True)
     return result
 
@@ -127,7 +134,9 @@ def fetch_runtime(target: Target | str, otp: str | None = None, source: str | No
     asking the network unless `force`.
     """
     target = Target.parse(target)
-    location = source.split(":", 1)[1] if source and ":" in source else None
+    if sha256 is not None and not download.is_sha256(sha256):
+        raise UsageError(f"--sha256 '{sha256}' is not a sha256", "give the 64 hex digits of the file's sha256")
+    location = _location(source)
     sources = _sources_for(target, source)
     request = versions.parse_request(otp) if otp else (None if location else _default_request())
     if not force and not location:
@@ -142,13 +151,15 @@ def fetch_runtime(target: Target | str, otp: str | None = None, source: str | No
 def _choose(target: Target, request, sources: list[str], options: FetchOptions) -> Offer:
     tried: dict[str, list[str]] = {}
     errors: list[str] = []
+    hints: list[str] = []
     for name in sources:
         try:
             offers = get_source(name).offers(target, options)
-        except VerificationError:
-            raise  # a bad signature is never just "not available"
+        except (VerificationError, UsageError):
+            raise  # a bad signature or a mistake in the request is never just "not available"
         except XrelError as e:
             errors.append(f"{name}: {e.message}")
+            hints.extend([e.hint] if e.hint else [])
             continue
         by_version = {o.version: o for o in offers}
         chosen = versions.best(request, list(by_version)) if request else (offers[0].version if offers else None)
@@ -157,7 +168,8 @@ def _choose(target: Target, request, sources: list[str], options: FetchOptions) 
         tried[name] = list(by_version)
     wanted = ".".join(map(str, request)) if request else "any"
     if not tried and errors:
-        raise NotAvailableError(f"no runtime for {target.name}: " + "; ".join(errors))
+        raise NotAvailableError(f"no runtime for {target.name}: " + "; ".join(errors),
+                                "; ".join(hints) if len(errors) == 1 and hints else None)
     nearest = "; ".join(f"{n} has {', '.join(versions.nearest(request, v)) or 'nothing'}"
                         for n, v in tried.items()) if request else ""
     raise NotAvailableError(
@@ -169,16 +181,25 @@ def _choose(target: Target, request, sources: list[str], options: FetchOptions) 
 
 def install(offer: Offer, target: Target, options: FetchOptions, force: bool = False) -> Runtime:
     """Install one offer into the cache (locked; temp dir, verify, rename)."""
-    name = entry_name(target, offer.source, offer.version)
+    name = entry_name(target, offer.source, offer.version, offer.details.get("variant"))
     final = cache.area("runtimes") / name
     with cache.locked("runtimes", name):
         if not force and (final / METADATA).is_file():
             return Runtime.load(final)
         if options.offline and not offer.details.get("local"):
-            raise NotAvailableError(f"offline, and {name} is not in the cache",
-                                    "run the same command once online")
+            _require_download_cached(offer, name)
         with progress.step(f"fetch {offer.source} OTP {offer.version} for {target.name}"):
             with cache.staging(final) as tmp:
                 provenance = get_source(offer.source).install(offer, tmp, options)
                 finalize(tmp, target, offer.source, offer.version, provenance)
         return Runtime.load(final)
+
+
+def _require_download_cached(offer: Offer, name: str) -> None:
+    """Offline: go on only when the offer's archive is already in the downloads cache."""
+    if not (offer.url and offer.sha256):
+        raise NotAvailableError(f"offline, and {name} is not in the cache", "run the same command once online")
+    path = download.verified_path(offer.url, offer.sha256)
+    if not path.is_file():
+        raise NotAvailableError(f"offline, and {name} is not in the cache (nor its archive {offer.url})",
+                                f"run once online, or put that file at {path}")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .. import recipes
-from ..errors import UsageError
+from ..errors import UsageError, VerificationError
 from ..targets import Target
 
 
@@ -34,6 +34,24 @@ class FetchOptions:
     request: tuple[int, ...] | None = None  # the OTP version asked; sources may skip what cannot match
 
 
+def expected_sha256(offer: Offer, given: str | None, index: str, what: str, why_missing: str = "") -> str:
+    """The sha256 a download must have: the one `index` publishes, else the user's --sha256.
+
+    Never an unverified download: no hash at all is a VerificationError that says what to do.
+    """
+    if offer.sha256 and given and given.lower() != offer.sha256.lower():
+        raise VerificationError(f"--sha256 {given} differs from the sha256 {index} publishes for {what}: "
+                                f"{offer.sha256}", "check the hash you passed, or leave --sha256 out")
+    if offer.sha256 or given:
+        return (offer.sha256 or given).lower()
+    raise VerificationError(
+        f"{index} publishes no sha256 for {what}{f' ({why_missing})' if why_missing else ''}, "
+        "and xrel does not install unverified runtimes",
+        f"pass --sha256 <hash> if you verified {offer.url} another way, or pick a version with a "
+        f"published hash (`xrel otp-versions {offer.target}`)",
+    )
+
+
 class Source(Protocol):
     name: str
 
@@ -55,6 +73,7 @@ REGISTRY = {
     "windows": "xrel.runtimes.windows",
     "alpine": "xrel.runtimes.alpine",
     "local": "xrel.runtimes.local",
+    "path": "xrel.runtimes.local",  # `--source path:/x` (an OTP root or an archive of one)
     "url": "xrel.runtimes.local",
 }
 

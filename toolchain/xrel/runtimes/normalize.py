@@ -28,6 +28,12 @@ def erts_dir(root: Path) -> Path:
     return found[0]
 
 
+def root_from_script(depth: int) -> str:
+    """Shell code for the OTP root as seen from a script `depth` directories below it."""
+    up = "/".join([".."] * depth)
+    return f'$(cd "$(dirname "$0")/{up}" && pwd -P)'
+
+
 def relocate_scripts(root: Path) -> list[str]:
     """Replace hard-coded `ROOTDIR=/abs/path` lines in shell scripts with one computed from the
     script's own location, so the runtime's own `erl` runs where it is (never the host's VM)."""
@@ -36,7 +42,6 @@ def relocate_scripts(root: Path) -> list[str]:
         if not bindir.is_dir():
             continue
         depth = len(bindir.relative_to(root).parts)
-        up = "/".join([".."] * depth)
         for script in bindir.iterdir():
             if script.is_symlink() or not script.is_file():
                 continue
@@ -44,7 +49,7 @@ def relocate_scripts(root: Path) -> list[str]:
                 if f.read(2) != b"#!":
                     continue
             text = script.read_text(errors="surrogateescape")
-            replacement = (rf'\1ROOTDIR="$(cd "$(dirname "$0")/{up}" && pwd -P)"')
+            replacement = rf'\1ROOTDIR="{root_from_script(depth)}"'
             new, n = _ROOTDIR_LINE.subn(replacement, text)
             if n:
                 script.write_text(new, errors="surrogateescape")
@@ -78,7 +83,8 @@ def complete_apps(root: Path) -> list[str]:
                   if (d / "ebin" / f"{d.name.rsplit('-', 1)[0]}.app").is_file())
 
 
-def _otp_version(root: Path, fallback: str) -> str:
+def otp_version(root: Path, fallback: str | None = None) -> str | None:
+    """The full OTP version in `root`'s releases/<major>/OTP_VERSION (the newest, if several)."""
     found = sorted(root.glob("releases/*/OTP_VERSION"), key=lambda p: key(p.parent.name))
     return found[-1].read_text().strip() if found else fallback
 
@@ -102,7 +108,7 @@ def finalize(root: Path, target: Target, source: str, version: str, provenance: 
                                 "it cannot build NIFs for the target; use another --source")
     relocated = relocate_scripts(root)
     ensure_usr_dirs(root, erts)
-    otp = _otp_version(root, version)
+    otp = otp_version(root, version)
     major = key(otp)[0]
     rel = root / "releases" / str(major)
     if not (rel / "OTP_VERSION").exists():

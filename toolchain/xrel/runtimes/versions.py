@@ -12,6 +12,15 @@ _REQUEST = re.compile(r"^(?:otp-)?(\d+(?:\.\d+){0,4})$", re.IGNORECASE)
 NIF_VERSIONS = {22: "2.15", 23: "2.16", 24: "2.16", 25: "2.16", 26: "2.17", 27: "2.17", 28: "2.17", 29: "2.18"}
 
 
+_RELEASE_TAG = re.compile(r"^OTP-(\d+(?:\.\d+)*)$")
+
+
+def tag_version(ref: str) -> str | None:
+    """`OTP-27.3.4.1` -> `27.3.4.1`; None for branches (maint, master) and pre-releases (-rc1)."""
+    m = _RELEASE_TAG.match(ref.strip())
+    return m.group(1) if m else None
+
+
 def parse_request(text: str | int) -> tuple[int, ...]:
     """`27`, `27.3`, `27.3.4.1` or `OTP-27.3.4.1` as a tuple prefix; UsageError otherwise."""
     m = _REQUEST.match(str(text).strip())
