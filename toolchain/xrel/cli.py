@@ -60,3 +60,4 @@ def command(*args, **kwargs):
 
 
 from . import cli_commands  # noqa: E402,F401  (registers the subcommands)
+from . import cli_runtime  # noqa: E402,F401  (fetch-erts, otp-versions, cache)
