@@ -150,6 +150,8 @@ def test_host_is_this_machine():
     t = Target.parse("host")
     assert t == host_target()
     assert Target.parse("HOST") == t
+    if t.libc == "glibc":
+        assert Target.parse("host.2.28") == t.with_glibc("2.28")
     import platform
 
     arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())

@@ -293,14 +293,18 @@ def test_cxx_links_libcxx_statically(name, tmp_path):
 
 
 @pytest.mark.skipif(not have("cmake"), reason="cmake is not installed (apt-get install cmake)")
-def test_cmake_toolchain_file_from_paths_with_spaces(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["aarch64-linux-gnu", "aarch64-macos"])
+def test_cmake_toolchain_file_from_paths_with_spaces(name, tmp_path, monkeypatch):
+    """A SHARED and a MODULE library (CMake links a MODULE with -bundle on Darwin)."""
+    target = Target.parse(name)
     monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / "xrel cache"))
     src = tmp_path / "cmake project"
     src.mkdir()
     (src / "CMakeLists.txt").write_text(
-        "cmake_minimum_required(VERSION 3.13)\nproject(xrelcm C)\nadd_library(xrelcm SHARED nif.c)\n")
-    (src / "nif.c").write_text("int xrel_cm(int x) { return x * 2; }\n")
-    env = build_env(xrel.toolchain("aarch64-linux-gnu").env())
+        "cmake_minimum_required(VERSION 3.13)\nproject(xrelcm C)\nadd_library(xrelcm SHARED nif.c)\n"
+        "add_library(xrelmod MODULE nif.c)\n")
+    (src / "nif.c").write_text("extern int enif_stand_in(int);\nint xrel_cm(int x) { return enif_stand_in(x) * 2; }\n")
+    env = build_env(xrel.toolchain(target).env())
     assert " " in env["CMAKE_TOOLCHAIN_FILE"]
     build = tmp_path / "build dir"
     # CMAKE_TOOLCHAIN_FILE comes from the environment, as after `eval "$(xrel zig-env ...)"`
@@ -309,10 +313,12 @@ def test_cmake_toolchain_file_from_paths_with_spaces(tmp_path, monkeypatch):
     assert configure.returncode == 0, configure.stdout + configure.stderr
     compile_ = subprocess.run(["cmake", "--build", str(build)], env=env, capture_output=True, text=True, timeout=600)
     assert compile_.returncode == 0, compile_.stdout + compile_.stderr
-    info = binaries.read(build / "libxrelcm.so")
-    assert (info.format, info.kind, info.machine, info.bits) == ("elf", "shared", 183, 64)
+    shared = "libxrelcm.dylib" if target.os == "macos" else "libxrelcm.so"
+    for output in (build / shared, build / "libxrelmod.so"):
+        info = binaries.read(output)
+        assert (info.format, info.kind, info.machine, info.bits) == (target.format, "shared", target.machine, 64)
+        assert check_binary(info, target) == []
     cache = (build / "CMakeCache.txt").read_text()
-    assert "CMAKE_SYSTEM_NAME" not in cache or "Linux" in cache
     assert str(tmp_path / "xrel cache") in cache  # the compilers are xrel's wrappers
 
 

@@ -121,14 +121,12 @@ class Target:
         text = name.strip().lower()
         if not text:
             raise UsageError("empty target name", "run `xrel targets` for the list")
-        if text == "host":
-            return host_target()
         text = _DARWIN_VERSION.sub("darwin", text)
         floor = None
         m = _GLIBC_SUFFIX.match(text)
-        if m and m.group("base") in _index():
+        if m and (m.group("base") in _index() or m.group("base") == "host"):
             text, floor = m.group("base"), m.group("floor")
-        target = _index().get(text)
+        target = host_target() if text == "host" else _index().get(text)
         if target is None:
             close = difflib.get_close_matches(text, list(_index()), n=3, cutoff=0.5)
             names = sorted({_index()[c].name for c in close})
