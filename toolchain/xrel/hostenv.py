@@ -46,6 +46,18 @@ def require(program: str, hint: str = ERLANG_HINT) -> str:
 
 
 @functools.lru_cache(maxsize=None)
+def host_otp_major() -> int:
+    """The host's OTP major, read from its root's releases/start_erl.data when `erl` on PATH
+    links into an installed OTP (no VM started); else asked from `erl` itself."""
+    erl = require("erl")
+    data = Path(erl).resolve().parent.parent / "releases" / "start_erl.data"
+    fields = data.read_text().split() if data.is_file() else []
+    if len(fields) == 2 and fields[1].isdigit():
+        return int(fields[1])
+    return host_erlang().otp_major
+
+
+@functools.lru_cache(maxsize=None)
 def host_erlang() -> HostErlang:
     erl = require("erl")
     out = subprocess.run([erl, "-noshell", "-eval", _PROBE], capture_output=True, text=True, timeout=120)

@@ -89,9 +89,9 @@ def _cached(target: Target, request: tuple[int, ...] | None, sources: list[str])
 
 
 def _default_request() -> tuple[int, ...]:
-    from ..hostenv import host_erlang
+    from ..hostenv import host_otp_major
 
-    return (host_erlang().otp_major,)
+    return (host_otp_major(),)
 
 
 def _location(source: str | None) -> str | None:
