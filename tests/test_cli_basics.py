@@ -207,3 +207,37 @@ def test_console_script_matches_python_m():
     result = subprocess.run(["xrel", "targets", "--json"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0
     assert json.loads(result.stdout) == json.loads(xrel("targets", "--json").stdout)
+
+
+# -- finding zig ---------------------------------------------------------------------------------------
+def _fake_zig(path: Path, prints: str) -> Path:
+    path.write_text(f"#!/bin/sh\necho {shlex.quote(prints)}\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize("make_zig,expected", [
+    (lambda d: d / "missing", "is not a file"),
+    (lambda d: d, "is not a file"),
+    (lambda d: _fake_zig(d / "zig", "0.11.0"), "zig 0.11.0"),
+    (lambda d: _fake_zig(d / "zig", "garbage"), "unknown version 'garbage'"),
+])
+def test_a_bad_xrel_zig_is_a_one_line_error(make_zig, expected, tmp_path):
+    env = dict(cache_env(tmp_path / "cache"), XREL_ZIG=str(make_zig(tmp_path)))
+    result = xrel("zig-env", "aarch64-linux-gnu", env=env)
+    assert result.returncode == 3
+    assert result.stderr.count("\n") == 1 and expected in result.stderr and "XREL_ZIG" in result.stderr
+    doctor = json.loads(xrel("doctor", "--json", env=env).stdout)
+    zig = next(r for r in doctor if r["name"] == "zig")
+    assert not zig["ok"] and "pip install ziglang" in zig["fix"]
+
+
+def test_xrel_zig_wins(tmp_path):
+    """An explicit XREL_ZIG is used even when the ziglang package is installed."""
+    real = find_zig().path
+    link = tmp_path / "my zig"
+    link.symlink_to(real)
+    env = dict(cache_env(tmp_path / "cache"), XREL_ZIG=str(link))
+    rows = json.loads(xrel("doctor", "--json", env=env).stdout)
+    zig = next(r for r in rows if r["name"] == "zig")
+    assert zig["ok"] and "(XREL_ZIG)" in zig["detail"]

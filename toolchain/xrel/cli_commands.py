@@ -47,18 +47,19 @@ def zig_env(target: str, fmt: str, otp: str | None, source: str | None, otp_root
     from .runtimes import cached_runtime
 
     parsed = Target.parse(target)
+    fetch = f"xrel fetch-erts {parsed.id}{f' --otp {otp}' if otp else ''}{f' --source {source}' if source else ''}"
     if otp_root is None:
         runtime = cached_runtime(parsed, otp=otp, source=source)
-        fetch = f"xrel fetch-erts {parsed.id}{f' --otp {otp}' if otp else ''}{f' --source {source}' if source else ''}"
         if runtime is None and (otp or source):
             raise NotAvailableError(f"no cached runtime for {parsed.id} matches --otp/--source", f"run `{fetch}` first")
-        if runtime is None and parsed.name != host_target().name:
-            # stderr: `eval "$(xrel zig-env ...)"` only reads stdout
-            click.echo(f"xrel: note: no runtime for {parsed.id} is cached, so ERTS_INCLUDE_DIR & co. are not set "
-                       f"and host Erlang headers will be refused (run `{fetch}` or pass --otp-root)", err=True)
         otp_root = runtime.root if runtime else None
     tc = Toolchain(parsed, otp_root=otp_root, sysroot=sysroot)
-    click.echo(render_env(tc.env(), fmt))
+    env = render_env(tc.env(), fmt)
+    if tc.otp is None and parsed.name != host_target().name:
+        # stderr: `eval "$(xrel zig-env ...)"` only reads stdout
+        click.echo(f"xrel: note: no runtime for {parsed.id} is cached, so ERTS_INCLUDE_DIR & co. are not set "
+                   f"and host Erlang headers will be refused (run `{fetch}` or pass --otp-root)", err=True)
+    click.echo(env)
 
 
 @command("doctor")
