@@ -210,6 +210,11 @@ crypto =
     kind, reason -> ["error", inspect({kind, reason}), ""]
   end
 out.(["crypto" | crypto])
+try do
+  Logger.flush()
+rescue
+  _ -> :ok
+end
 out.(["system", to_string(:erlang.system_info(:system_architecture)), to_string(:erlang.system_info(:otp_release)),
       Integer.to_string(:erlang.system_info(:wordsize))])
 '''
@@ -255,12 +260,18 @@ def _parse_smoke(output: str) -> dict:
 
 
 def _loader_errors(output: str, module: str) -> str:
-    """The loader's own words about a module whose on_load failed (from the VM's log)."""
+    """The loader's own words about a module whose on_load failed (the VM logs them, over
+    several lines, until a blank line)."""
     bare = module.strip("'").replace("Elixir.", "")
     lines = output.splitlines()
     for i, line in enumerate(lines):
-        if "on_load" in line and bare in line:
-            return " ".join(x.strip() for x in lines[i:i + 4])[:500]
+        if "on_load function for module" in line and bare in line:
+            text = []
+            for follow in lines[i + 1:]:
+                if not follow.strip() or follow.startswith("XREL-SMOKE"):
+                    break
+                text.append(follow.strip())
+            return " ".join(text)[:600]
     return ""
 
 
