@@ -87,13 +87,17 @@ def doctor_cmd(as_json: bool) -> None:
 @click.option("--mix-env", default="prod", show_default=True)
 @click.option("--mix-target", default=None, help="Set MIX_TARGET (Nerves-style projects).")
 @click.option("--offline", is_flag=True, help="Use cached runtimes only.")
+@click.option("--sysroot-package", "sysroot_packages", multiple=True,
+              help="Debian -dev package for NIFs that link target libraries (e.g. libsqlite3-dev).")
 @click.option("--json", "as_json", is_flag=True)
-def build_cmd(project_dir, targets, otp, source, release, out, mix_env, mix_target, offline, as_json) -> None:
+def build_cmd(project_dir, targets, otp, source, release, out, mix_env, mix_target, offline, sysroot_packages,
+              as_json) -> None:
     """Cross-build the release of PROJECT_DIR for each --target."""
     from .release import build
 
     result = build(project_dir, list(targets), otp=otp, source=source, release=release, out=out,
-                   mix_env=mix_env, mix_target=mix_target, offline=offline)
+                   mix_env=mix_env, mix_target=mix_target, offline=offline,
+                   sysroot_packages=list(sysroot_packages))
     if as_json:
         emit_json(result.to_dict())
         return

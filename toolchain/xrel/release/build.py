@@ -148,9 +148,22 @@ def explain(report: Report, project: Project) -> None:
                 finding.origin = f"dependency {app.name}: ships a prebuilt binary"
 
 
+def build_sysroot(target: Target, project: Project, packages: list[str], offline: bool) -> Path | None:
+    """A build-time sysroot of Debian -dev packages for NIFs that link target system libraries:
+    the packages asked on the command line plus those recipes name for the project's deps."""
+    wanted = list(packages)
+    for app in project.apps:
+        wanted += app.recipe.get("sysroot_packages", [])
+    if not wanted:
+        return None
+    from ..sysroot import ensure_sysroot
+
+    return ensure_sysroot(target, [], None, sorted(set(wanted)), offline=offline)
+
+
 def build_target(project: Project, target: Target, release: str, out: Path, *, otp: str | None,
                  source: str | None, offline: bool, seed: Workspace | None,
-                 mix_target: str | None) -> tuple[TargetResult, Workspace]:
+                 mix_target: str | None, sysroot_packages: list[str] = ()) -> tuple[TargetResult, Workspace]:
     start = time.monotonic()
     host = host_erlang()
     label = f"[{target.id}]"
@@ -168,7 +181,8 @@ def build_target(project: Project, target: Target, release: str, out: Path, *, o
         if seed is not None and not (ws.build_dir / project.mix_env).exists():
             ws.relink_from(seed, project.mix_env)
             forget_native_outputs(project, ws)
-        tc = Toolchain(target, otp_root=runtime.root)
+        sysroot = build_sysroot(target, project, list(sysroot_packages), offline)
+        tc = Toolchain(target, otp_root=runtime.root, sysroot=sysroot)
         extra = {**tc.env(), "XREL_INCLUDE_ERTS": str(runtime.erts_dir), "XREL_TARGET_OS": target.os}
         if mix_target:
             extra["MIX_TARGET"] = mix_target
@@ -208,7 +222,8 @@ def release_version(release_dir: Path) -> str:
 
 def build(project_dir: str | Path = ".", targets: list[str | Target] = ("host",), *, otp: str | None = None,
           source: str | None = None, release: str | None = None, out: str | Path | None = None,
-          mix_env: str = "prod", mix_target: str | None = None, offline: bool = False) -> BuildResult:
+          mix_env: str = "prod", mix_target: str | None = None, offline: bool = False,
+          sysroot_packages: list[str] = ()) -> BuildResult:
     """Build a release of the project for each target; see BuildResult."""
     parsed = [Target.parse(t) for t in targets]
     if not parsed:
@@ -222,7 +237,7 @@ def build(project_dir: str | Path = ".", targets: list[str | Target] = ("host",)
     seed = None
     for target in parsed:
         result, ws = build_target(project, target, name, out_dir, otp=otp, source=source, offline=offline,
-                                  seed=seed, mix_target=mix_target)
+                                  seed=seed, mix_target=mix_target, sysroot_packages=sysroot_packages)
         seed = seed or ws
         results.append(result)
     version = release_version(Path(results[0].release_dir))
