@@ -51,9 +51,32 @@ def restore_otp_beams(release_dir: Path, runtime: Runtime) -> list[str]:
     return restored
 
 
+def tree_fingerprint(root: Path) -> str:
+    """A digest of every path, mode, link target and file content under `root`."""
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            digest.update(f"{os.path.relpath(path, root)}\0{st.st_mode}\0".encode())
+            if os.path.islink(path):
+                digest.update(os.readlink(path).encode())
+            else:
+                with open(path, "rb") as f:
+                    digest.update(f.read())
+    return digest.hexdigest()
+
+
 def write_tarball(release_dir: Path, dest: Path) -> str:
-    """A .tar.gz of the release (no top folder, like mix's :tar step) and its .sha256 beside it."""
+    """A .tar.gz of the release (no top folder, like mix's :tar step) and its .sha256 beside it.
+    An existing tarball of identical content is kept (same bytes, no recompression)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
+    fingerprint = tree_fingerprint(release_dir)
+    stamp = dest.with_name(dest.name + ".content")
+    checksum = dest.with_name(dest.name + ".sha256")
+    if dest.is_file() and checksum.is_file() and stamp.is_file() and stamp.read_text() == fingerprint:
+        return checksum.read_text().split()[0]
     tmp = dest.with_name(dest.name + ".part")
     with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
         for child in sorted(release_dir.iterdir()):
@@ -64,7 +87,8 @@ def write_tarball(release_dir: Path, dest: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     sha = digest.hexdigest()
-    dest.with_name(dest.name + ".sha256").write_text(f"{sha}  {dest.name}\n")
+    checksum.write_text(f"{sha}  {dest.name}\n")
+    stamp.write_text(fingerprint)
     return sha
 
 

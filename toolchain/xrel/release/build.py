@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .. import progress
+from .. import __version__, progress
 from ..binaries import version_key
 from ..errors import UsageError
 from ..hostenv import HostErlang, host_erlang
@@ -19,6 +23,9 @@ from . import assemble
 from .mix import Project, load_project, mix_env_vars, run_mix
 from .native import App
 from .workspace import Workspace, sync_tree, workspace_for
+
+# Targets after the first build concurrently (each is mostly one single-threaded mix process).
+PARALLEL_TARGETS = max(1, min(2, os.cpu_count() or 1))
 
 # Elixir version -> the OTP majors it supports (a warning outside, not an error).
 ELIXIR_OTP = {"1.13": (22, 25), "1.14": (23, 26), "1.15": (24, 26), "1.16": (24, 26), "1.17": (25, 27),
@@ -90,15 +97,48 @@ def check_requested_otp(otp: str, host: HostErlang) -> None:
                          f"use --otp {hmajor}..{hmajor + 2}, or install a newer OTP here")
 
 
-def sync_workspace(project: Project, ws: Workspace) -> None:
+def sync_workspace(project: Project, ws: Workspace) -> str:
     """Mirror the project and every dependency into the target's tree (host binaries of
-    native apps are not copied)."""
+    native apps are not copied); returns a digest of everything synced."""
     inside = [a.path for a in project.deps if a.path.is_relative_to(project.path)]
-    sync_tree(project.path, ws.project, excludes={"_build", ".git", ".elixir_ls", "deps"},
-              drop_binaries_under=[project.path] if project.own.native else [], skip_subtrees=inside)
+    digests = [sync_tree(project.path, ws.project, excludes={"_build", ".git", ".elixir_ls", "deps"},
+                         drop_binaries_under=[project.path] if project.own.native else [],
+                         skip_subtrees=inside).digest]
     for app in project.deps:
         dest = ws.root / app.path.resolve().relative_to(app.path.resolve().anchor)
-        sync_tree(app.path, dest, drop_binaries_under=[app.path] if app.native else [])
+        digests.append(sync_tree(app.path, dest, drop_binaries_under=[app.path] if app.native else []).digest)
+    return hashlib.sha256("".join(digests).encode()).hexdigest()
+
+
+# Environment variables that can change what a build produces.
+_ENV_INPUTS = ("CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "MAKEFLAGS", "RUSTFLAGS", "ERL_COMPILER_OPTIONS",
+               "ELIXIR_ERL_OPTIONS", "MIX_TARGET", "HEX_OFFLINE")
+
+
+def _stat_fingerprint(root: Path) -> str:
+    """Paths, sizes and mtimes under `root` (cheap: nothing is read)."""
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            st = os.lstat(os.path.join(dirpath, name))
+            digest.update(f"{os.path.relpath(os.path.join(dirpath, name), root)}:{st.st_size}:{st.st_mtime_ns}\n"
+                          .encode())
+    return digest.hexdigest()
+
+
+def _up_to_date(record: Path, inputs: str, release_dir: Path) -> dict | None:
+    """The previous result for this target if its inputs and outputs are exactly as left."""
+    try:
+        last = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return None
+    if last.get("inputs") != inputs or not release_dir.is_dir():
+        return None
+    tarball = Path(last["result"]["tarball"])
+    if not tarball.is_file() or last.get("release") != _stat_fingerprint(release_dir):
+        return None
+    return last["result"]
 
 
 def forget_native_outputs(project: Project, ws: Workspace) -> None:
@@ -176,19 +216,29 @@ def build_target(project: Project, target: Target, release: str, out: Path, *, o
     log = ws.root.parent / "build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
+    release_dir = out / target.id / release
+    record = ws.root.parent / "last-build.json"
     with progress.step(f"{label} compile and assemble"):
-        sync_workspace(project, ws)
+        synced = sync_workspace(project, ws)
+        sysroot = build_sysroot(target, project, list(sysroot_packages), offline)
+        tc = Toolchain(target, otp_root=runtime.root, sysroot=sysroot)
+        inputs = hashlib.sha256(json.dumps([
+            synced, str(runtime.root), str(tc.directory), str(sysroot), project.mix_env, mix_target, release,
+            str(release_dir), __version__, [(k, os.environ.get(k)) for k in _ENV_INPUTS]]).encode()).hexdigest()
+        previous = _up_to_date(record, inputs, release_dir)
+        if previous is not None:
+            result = TargetResult(**{**previous, "seconds": round(time.monotonic() - start, 2),
+                                     "notes": ["up to date: nothing changed since the last build"]})
+            return result, ws
+        record.unlink(missing_ok=True)
         if seed is not None and not (ws.build_dir / project.mix_env).exists():
             ws.relink_from(seed, project.mix_env)
             forget_native_outputs(project, ws)
-        sysroot = build_sysroot(target, project, list(sysroot_packages), offline)
-        tc = Toolchain(target, otp_root=runtime.root, sysroot=sysroot)
         extra = {**tc.env(), "XREL_INCLUDE_ERTS": str(runtime.erts_dir), "XREL_TARGET_OS": target.os}
         if mix_target:
             extra["MIX_TARGET"] = mix_target
         env = mix_env_vars(ws.project, project.mix_env, extra)
         compile_precompiled_deps(project, ws, target, env, log)
-        release_dir = out / target.id / release
         run_mix(["release", release, "--overwrite", "--path", str(release_dir)], ws.project, env, log,
                 f"building the release for {target}")
     if target.os == "windows":
@@ -212,6 +262,8 @@ def build_target(project: Project, target: Target, release: str, out: Path, *, o
         native_files=[{"path": f.path, **f.info} for f in report.files], needed_libraries=report.needed,
         seconds=round(time.monotonic() - start, 2), notes=notes,
     )
+    record.write_text(json.dumps({"inputs": inputs, "release": _stat_fingerprint(release_dir),
+                                  "result": asdict(result)}))
     return result, ws
 
 
@@ -233,13 +285,16 @@ def build(project_dir: str | Path = ".", targets: list[str | Target] = ("host",)
     project = load_project(Path(project_dir), mix_env)
     name = project.release_name(release)
     out_dir = Path(out).resolve() if out else project.path / "_build" / "xrel"
-    results: list[TargetResult] = []
-    seed = None
-    for target in parsed:
-        result, ws = build_target(project, target, name, out_dir, otp=otp, source=source, offline=offline,
-                                  seed=seed, mix_target=mix_target, sysroot_packages=sysroot_packages)
-        seed = seed or ws
-        results.append(result)
+    def one(target: Target, seed: Workspace | None) -> tuple[TargetResult, Workspace]:
+        return build_target(project, target, name, out_dir, otp=otp, source=source, offline=offline,
+                            seed=seed, mix_target=mix_target, sysroot_packages=sysroot_packages)
+
+    # The first target compiles the BEAM code; the others start from its tree, two at a time.
+    first, seed = one(parsed[0], None)
+    results = [first]
+    if parsed[1:]:
+        with ThreadPoolExecutor(max_workers=PARALLEL_TARGETS) as pool:
+            results += [r for r, _ws in pool.map(lambda t: one(t, seed), parsed[1:])]
     version = release_version(Path(results[0].release_dir))
     entries = [{"target": r.target, "file": Path(r.tarball).name, "sha256": r.sha256, "otp": r.otp_version,
                 "erts": r.erts_version, "nif": r.nif_version, "runtime_source": r.runtime.get("source"),

@@ -10,6 +10,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import cache
 from ..errors import BuildError, UsageError
 from ..hostenv import ERLANG_HINT, require
 from .native import App, classify
@@ -91,13 +92,44 @@ class Project:
         return self.name
 
 
-def load_project(path: Path, mix_env: str = "prod") -> Project:
-    """Check the project and read its apps and deps (nothing is written into it)."""
-    path = Path(path).resolve()
-    if not (path / "mix.exs").is_file():
-        raise UsageError(f"no mix.exs in {path}", "run xrel in a mix project or pass its directory")
-    for tool in ("erl", "elixir", "mix"):
-        require(tool, ERLANG_HINT)
+def _info_inputs(path: Path, dep_paths: list[str]) -> dict[str, str]:
+    """What the project's shape depends on: its mix files, config, and each dep's build files."""
+    files = [path / "mix.exs", path / "mix.lock", *sorted((path / "config").glob("*.exs")),
+             *sorted(path.glob("apps/*/mix.exs"))]
+    for dep in dep_paths:
+        files += [Path(dep) / n for n in ("mix.exs", "rebar.config", "Makefile")]
+    stamps = {}
+    for f in files:
+        try:
+            st = f.stat()
+            stamps[str(f)] = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamps[str(f)] = "absent"
+    return stamps
+
+
+def _info_cache_file(path: Path, mix_env: str) -> Path:
+    from .workspace import project_key
+
+    return cache.area("builds") / project_key(path, mix_env) / "project-info.json"
+
+
+def _cached_info(path: Path, mix_env: str) -> dict | None:
+    """The last `mix xrel.info` answer, if none of its inputs changed (saves a mix start)."""
+    try:
+        saved = json.loads(_info_cache_file(path, mix_env).read_text())
+    except (OSError, ValueError):
+        return None
+    info = saved.get("info", {})
+    same_host = saved.get("elixir") == info.get("elixir") and saved.get("mix") == shutil.which("mix")
+    if same_host and saved.get("inputs") == _info_inputs(path, [d["path"] for d in info.get("deps", [])]):
+        for dep in info["deps"]:
+            dep["exists"] = Path(dep["path"]).is_dir()
+        return info
+    return None
+
+
+def _ask_mix(path: Path, mix_env: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="xrel-info-") as tmp:
         out = Path(tmp) / "info.json"
         env = mix_env_vars(path, mix_env, {"XREL_INFO_OUT": str(out),
@@ -110,6 +142,22 @@ def load_project(path: Path, mix_env: str = "prod") -> Project:
             raise UsageError(f"mix could not load {path / 'mix.exs'}: {' '.join(detail[-3:])[:400]}",
                              "check that `mix compile` works in the project")
         info = json.loads(out.read_text())
+    record = {"info": info, "elixir": info.get("elixir"), "mix": shutil.which("mix"),
+              "inputs": _info_inputs(path, [d["path"] for d in info["deps"]])}
+    cache_file = _info_cache_file(path, mix_env)
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    cache_file.write_text(json.dumps(record))
+    return info
+
+
+def load_project(path: Path, mix_env: str = "prod") -> Project:
+    """Check the project and read its apps and deps (nothing is written into it)."""
+    path = Path(path).resolve()
+    if not (path / "mix.exs").is_file():
+        raise UsageError(f"no mix.exs in {path}", "run xrel in a mix project or pass its directory")
+    for tool in ("erl", "elixir", "mix"):
+        require(tool, ERLANG_HINT)
+    info = _cached_info(path, mix_env) or _ask_mix(path, mix_env)
     missing = [d["app"] for d in info["deps"] if not d["exists"]]
     if missing:
         raise UsageError(f"dependencies not fetched: {', '.join(missing)}", "run `mix deps.get` first")

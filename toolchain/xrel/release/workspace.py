@@ -33,6 +33,7 @@ class SyncStats:
     copied: int = 0
     removed: int = 0
     skipped_binaries: int = 0
+    digest: str = ""  # of every synced path with its size and mtime: equal digests, equal inputs
 
 
 def sync_tree(src: Path, dst: Path, *, excludes: set[str] = frozenset(), drop_binaries_under: list[Path] = (),
@@ -41,6 +42,7 @@ def sync_tree(src: Path, dst: Path, *, excludes: set[str] = frozenset(), drop_bi
     them unchanged), remove files that left `src` since the last sync, and leave build outputs
     that exist only in `dst` alone. Native binaries under `drop_binaries_under` are not copied."""
     stats = SyncStats()
+    state = hashlib.sha256()
     manifest_path = dst / MANIFEST
     try:
         previous = set(json.loads(manifest_path.read_text()))
@@ -62,6 +64,8 @@ def sync_tree(src: Path, dst: Path, *, excludes: set[str] = frozenset(), drop_bi
                 stats.skipped_binaries += 1
                 continue
             current.add(rel)
+            st = s.lstat()
+            state.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\n".encode())
             d = dst / rel
             if _same(s, d):
                 continue
@@ -83,6 +87,7 @@ def sync_tree(src: Path, dst: Path, *, excludes: set[str] = frozenset(), drop_bi
             stats.removed += 1
     dst.mkdir(parents=True, exist_ok=True)
     manifest_path.write_text(json.dumps(sorted(current)))
+    stats.digest = state.hexdigest()
     return stats
 
 
@@ -131,9 +136,14 @@ class Workspace:
                         os.symlink(str(self.root) + target[len(str(other.root)):], p)
 
 
-def workspace_for(project_dir: Path, mix_env: str, target_id: str, runtime_key: str) -> Workspace:
-    project_dir = project_dir.resolve()
+def project_key(project_dir: Path, mix_env: str) -> str:
+    """The cache folder of one project (by its absolute path): `<name>-<digest>`."""
+    project_dir = Path(project_dir).resolve()
     digest = hashlib.sha256(f"{project_dir}|{mix_env}".encode()).hexdigest()[:12]
-    key = f"{project_dir.name}-{digest}/{mix_env}/{target_id}-{runtime_key}"
+    return f"{project_dir.name}-{digest}"
+
+
+def workspace_for(project_dir: Path, mix_env: str, target_id: str, runtime_key: str) -> Workspace:
+    key = f"{project_key(project_dir, mix_env)}/{mix_env}/{target_id}-{runtime_key}"
     root = cache.area("builds") / key / "root"
     return Workspace(root=root, project=mirrored(root, project_dir), key=key)
