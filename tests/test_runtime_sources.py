@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -112,6 +114,8 @@ def test_prefers_a_published_hash_then_the_lower_glibc(upstream, isolated_cache)
     floored = list_offers("x86_64-linux-gnu.2.35", "hexbuilds")["hexbuilds"]
     assert {o.version for o in floored} == {"25.3", "27.3"}
     assert all(o.details["os"] == "ubuntu-22.04" for o in floored)
+    with pytest.raises(NotAvailableError, match="need glibc >= 2.35, above the floor of x86_64-linux-gnu.2.28"):
+        fetch_runtime("x86_64-linux-gnu.2.28", "27", "hexbuilds")
 
 
 def test_no_published_hash_is_refused_unless_given(upstream, isolated_cache):
@@ -251,6 +255,17 @@ def test_windows_before_the_first_zip(upstream, isolated_cache, request_text):
         fetch_runtime("x86_64-windows", request_text, "windows")
     assert "only as an installer" in e.value.message and ".exe" in e.value.message
     assert "27.1" in e.value.hint and upstream.seen == []
+
+
+@pytest.mark.parametrize("member", ["../evil.dll", "/evil.dll", "C:/Windows/evil.dll"])
+def test_hostile_zip_is_refused(upstream, isolated_cache, member):
+    buf = io.BytesIO(rf.windows_zip("27.2.4"))
+    with zipfile.ZipFile(buf, "a") as zf:
+        zf.writestr(member, b"MZ")
+    rf.publish_windows(upstream, "27.2.4", buf.getvalue())
+    with pytest.raises(VerificationError, match="refusing"):
+        fetch_runtime("x86_64-windows", "27.2.4", "windows")
+    assert runtime_entries(isolated_cache) == []
 
 
 def test_windows_exact_version_outside_the_known_list(upstream, isolated_cache):

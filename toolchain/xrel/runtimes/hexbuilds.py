@@ -64,6 +64,10 @@ class HexBuildsSource:
         arch = settings(self.name)["arches"].get(target.name)
         if not arch:
             return []
+        if not self._oses(target):
+            lowest = min(settings(self.name)["glibc"].values(), key=version_key)
+            raise NotAvailableError(f"hex's Ubuntu builds need glibc >= {lowest}, above the floor of {target.id}",
+                                    "use another --source (debian), or a target with a higher glibc floor")
         candidates: dict[str, list[Offer]] = {}
         failures: list[NotAvailableError] = []
         for os_name, glibc in self._oses(target):
