@@ -59,10 +59,13 @@ def system_mirrors() -> list[Mirror]:
             for e in entries:
                 if "deb" not in e.get("Types", "").split() or e.get("Enabled", "yes").lower() == "no":
                     continue
-                keyring = e.get("Signed-By", "").strip() or DEFAULT_KEYRING
+                signed_by = e.get("Signed-By", "").strip()
                 suites = e.get("Suites", "").split()
-                if not keyring.startswith("/") or "debian" not in keyring:
+                uris = e.get("URIs", "").split()
+                official = "debian-archive" in signed_by if signed_by else any("/debian" in u for u in uris)
+                if not official:
                     continue  # third-party repositories
+                keyring = signed_by if signed_by.startswith("/") else DEFAULT_KEYRING
                 for uri in e.get("URIs", "").split():
                     security = any(s.endswith("-security") for s in suites) or "security" in uri
                     mirrors.append(Mirror(uri.rstrip("/"), keyring, security))
