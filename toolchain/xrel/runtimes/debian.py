@@ -79,9 +79,10 @@ class DebianSource:
     def offers(self, target: Target, options: FetchOptions) -> list[Offer]:
         cfg = settings("debian")
         offers = []
-        for suite in self._suites(target):
-            if options.request and options.request[0] != suite["otp"]:
-                continue  # this suite's OTP cannot match the request
+        suites = self._suites(target)
+        # only the suites whose OTP can match; all of them when none can (the error lists them)
+        suites = [s for s in suites if not options.request or options.request[0] == s["otp"]] or suites
+        for suite in suites:
             repo = self._repo(suite, target)
             repo.update(offline=options.offline)
             index = repo.packages()
