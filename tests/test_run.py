@@ -160,7 +160,8 @@ def test_smoke_names_a_library_the_target_lacks(project, tmp_path):
     root = xrel.fetch_runtime("arm-linux-gnueabihf", otp="25").root
     env = xrel.toolchain("arm-linux-gnueabihf", otp_root=root).env()
     nif = next(broken.glob("lib/nif_make-*/priv/fixture_nif.so"))
-    subprocess.run([env["CC"], "-shared", "-fPIC", f"-I{env['ERTS_INCLUDE_DIR']}", str(tmp_path / "use.c"),
+    subprocess.run([env["CC"], "-shared", "-fPIC", f"-I{env['ERTS_INCLUDE_DIR']}", f"-I{nif_src.parent}",
+                    str(tmp_path / "use.c"),
                     f"-L{tmp_path}", "-lxrelmissing", "-o", str(nif)], check=True)
     report = xrel.smoke(broken)
     assert not report.ok
