@@ -19,7 +19,7 @@ from ..inspect import Report, inspect_tree
 from ..runtimes import Runtime, fetch_runtime
 from ..targets import Target
 from ..toolchain import Toolchain
-from . import assemble
+from . import assemble, rust
 from .mix import Project, load_project, mix_env_vars, run_mix
 from .native import App
 from .workspace import Workspace, sync_tree, workspace_for
@@ -101,18 +101,20 @@ def sync_workspace(project: Project, ws: Workspace) -> str:
     """Mirror the project and every dependency into the target's tree (host binaries of
     native apps are not copied); returns a digest of everything synced."""
     inside = [a.path for a in project.deps if a.path.is_relative_to(project.path)]
-    digests = [sync_tree(project.path, ws.project, excludes={"_build", ".git", ".elixir_ls", "deps"},
+    digests = [sync_tree(project.path, ws.project,
+                         excludes={"_build", ".git", ".elixir_ls", "deps"} | rust.sync_excludes(project.own),
                          drop_binaries_under=[project.path] if project.own.native else [],
                          skip_subtrees=inside).digest]
     for app in project.deps:
         dest = ws.root / app.path.resolve().relative_to(app.path.resolve().anchor)
-        digests.append(sync_tree(app.path, dest, drop_binaries_under=[app.path] if app.native else []).digest)
+        digests.append(sync_tree(app.path, dest, excludes=rust.sync_excludes(app),
+                                 drop_binaries_under=[app.path] if app.native else []).digest)
     return hashlib.sha256("".join(digests).encode()).hexdigest()
 
 
 # Environment variables that can change what a build produces.
 _ENV_INPUTS = ("CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "MAKEFLAGS", "RUSTFLAGS", "ERL_COMPILER_OPTIONS",
-               "ELIXIR_ERL_OPTIONS", "MIX_TARGET", "HEX_OFFLINE")
+               "ELIXIR_ERL_OPTIONS", "MIX_TARGET", "HEX_OFFLINE", rust.FORCE_BUILD_ALL, "RUSTUP_TOOLCHAIN")
 
 
 def _stat_fingerprint(root: Path) -> str:
@@ -234,7 +236,8 @@ def build_target(project: Project, target: Target, release: str, out: Path, *, o
         if seed is not None and not (ws.build_dir / project.mix_env).exists():
             ws.relink_from(seed, project.mix_env)
             forget_native_outputs(project, ws)
-        extra = {**tc.env(), "XREL_INCLUDE_ERTS": str(runtime.erts_dir), "XREL_TARGET_OS": target.os}
+        extra = {**tc.env(), **rust.cargo_env(project, target, ws), "XREL_INCLUDE_ERTS": str(runtime.erts_dir),
+                 "XREL_TARGET_OS": target.os}
         if mix_target:
             extra["MIX_TARGET"] = mix_target
         env = mix_env_vars(ws.project, project.mix_env, extra)
@@ -284,6 +287,7 @@ def build(project_dir: str | Path = ".", targets: list[str | Target] = ("host",)
         check_requested_otp(otp, host_erlang())
     project = load_project(Path(project_dir), mix_env)
     name = project.release_name(release)
+    rust.check(project, parsed)
     out_dir = Path(out).resolve() if out else project.path / "_build" / "xrel"
     def one(target: Target, seed: Workspace | None) -> tuple[TargetResult, Workspace]:
         return build_target(project, target, name, out_dir, otp=otp, source=source, offline=offline,

@@ -38,8 +38,6 @@ class App:
         env = {}
         if self.precompiler:
             env.update(target.precompiler_env(self.precompiler))
-            if self.precompiler == "rustler_precompiled" and not env.get("TARGET_ABI"):
-                env["TARGET_ABI"] = ""
         for key, value in self.recipe.get("env", {}).items():
             env[key] = str(value).format(target=target)
         return env
@@ -72,6 +70,7 @@ def classify(name: str, path: Path, scm: str = "") -> App:
         for lib, pattern in _USES.items():
             if pattern.search(text):
                 uses.add(lib)
+    uses -= set(recipe.get("defines", ()))  # a library's own docs show `use` of its macro
     precompiler = recipe.get("precompiler") or next(
         (lib for lib in ("rustler_precompiled", "cc_precompiler") if lib in uses), None)
     if "rustler" in uses:
