@@ -102,6 +102,11 @@ def test_pure_project_and_path_dependency_with_a_nif(tmp_path):
     root = copy_fixtures(tmp_path, "pure_app", "uses_dep", "nif_make")
     pure = xrel.build(root / "pure_app", ["aarch64-linux-gnu"])
     assert Path(pure.targets[0].tarball).name == "pure_app-1.2.0-aarch64-linux-gnu.tar.gz"
+    # the project's own release config is honoured: vm.args template, overlays, a custom step
+    rel = Path(pure.targets[0].release_dir)
+    assert "## xrel-fixture-vm-args" in (rel / "releases" / "1.2.0" / "vm.args").read_text()
+    assert (rel / "NOTICE.txt").read_text() == "shipped by an overlay\n"
+    assert (rel / "STAMP").read_text() == "built by a custom step\n"
     dep = xrel.build(root / "uses_dep", ["arm-linux-gnueabihf"])
     release = Path(dep.targets[0].release_dir)
     nif = next(release.glob("lib/nif_make-*/priv/fixture_nif.so"))
@@ -137,3 +142,23 @@ def test_bad_input_gives_one_line_errors(tmp_path):
     cli = subprocess.run(["xrel", "build", str(tmp_path), "-t", "armhf"], capture_output=True, text=True)
     assert cli.returncode == 2 and "Traceback" not in cli.stderr
     assert cli.stderr.strip().startswith("xrel: error: no mix.exs") and len(cli.stderr.strip().splitlines()) == 1
+
+
+def test_a_glibc_floor_below_the_runtimes_is_an_error_naming_it(tmp_path):
+    root = copy_fixtures(tmp_path, "pure_app")
+    with pytest.raises(UsageError) as err:
+        xrel.build(root / "pure_app", ["aarch64-linux-gnu.2.28"])
+    assert "needs glibc 2.34" in str(err.value) and "2.28" in str(err.value)
+
+
+def test_inspect_cli_on_a_tarball(three_targets):
+    _project, result, _b, _a = three_targets
+    arm = next(t for t in result.targets if t.target == "arm-linux-gnueabihf")
+    out = subprocess.run(["xrel", "inspect", arm.tarball, "--json"], capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout)
+    assert report["ok"] and report["target"] == "arm-linux-gnueabihf" and report["glibc_floor"] == "2.34"
+    files = {f["path"]: f for f in report["files"]}
+    assert files["lib/nif_make-0.1.0/priv/port_prog"]["info"]["needed"] == ["libc.so.6"]
+    assert "libcrypto.so.3" in report["needed"]
+    wrong = subprocess.run(["xrel", "inspect", arm.tarball, "-t", "aarch64-linux-gnu"], capture_output=True, text=True)
+    assert wrong.returncode == 8 and "do not match aarch64-linux-gnu" in wrong.stderr
