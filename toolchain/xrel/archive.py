@@ -41,6 +41,11 @@ def _strip(path: PurePosixPath, n: int) -> PurePosixPath | None:
     return PurePosixPath(*parts) if parts else None
 
 
+def _mkdir(path: Path) -> None:
+    """mkdir -p through links already checked to stay inside the root (usrmerged packages)."""
+    Path(os.path.realpath(path)).mkdir(parents=True, exist_ok=True)
+
+
 class _Writer:
     """Writes members under `root`, refusing anything that would land outside it."""
 
@@ -59,11 +64,14 @@ class _Writer:
         return dest
 
     def directory(self, rel: PurePosixPath) -> None:
-        self._target(rel).mkdir(parents=True, exist_ok=True)
+        target = self._target(rel)
+        if target.is_symlink() and target.resolve() != self.root and self.root not in target.resolve().parents:
+            raise UnsafeArchive(f"{self.archive}: directory {rel} is a link outside the root", "the archive is hostile")
+        _mkdir(target)
 
     def file(self, rel: PurePosixPath, data: IO[bytes], mode: int) -> None:
         dest = self._target(rel)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        _mkdir(dest.parent)
         if dest.is_symlink() or dest.exists():
             dest.unlink()
         with open(dest, "wb") as out:
@@ -83,7 +91,7 @@ class _Writer:
         if resolved != str(self.root) and not resolved.startswith(str(self.root) + os.sep):
             raise UnsafeArchive(f"{self.archive}: refusing link {rel} -> {link} pointing outside the root",
                                 "the archive is hostile")
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        _mkdir(dest.parent)
         if dest.is_symlink() or dest.exists():
             dest.unlink()
         os.symlink(link, dest)

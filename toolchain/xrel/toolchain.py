@@ -60,6 +60,12 @@ class OtpHeaders:
         return self.root / "usr" / "include"
 
     @property
+    def erl_cflags(self) -> str:
+        """port_compiler's ERL_CFLAGS: erl_interface's include dir, then ERTS's."""
+        ei = self.ei_dir / "include" if self.ei_dir else self.ei_include
+        return f'-I"{ei}" -I"{self.erts_include}"'
+
+    @property
     def ei_lib(self) -> Path:
         return self.root / "usr" / "lib"
 
@@ -116,8 +122,9 @@ class Toolchain:
             extra += ["-idirafter", str(self.sysroot / "usr/include")]
             if self.target.multiarch:
                 extra += ["-idirafter", str(self.sysroot / "usr/include" / self.target.multiarch)]
+                # no -rpath-link: zig's linker ignores it, with a warning on every link (measured)
                 for d in (f"usr/lib/{self.target.multiarch}", f"lib/{self.target.multiarch}"):
-                    extra += [f"-L{self.sysroot / d}", f"-Wl,-rpath-link,{self.sysroot / d}"]
+                    extra.append(f"-L{self.sysroot / d}")
         return extra
 
     def cc_config(self, mode: str) -> dict:
@@ -186,6 +193,10 @@ class Toolchain:
             f'set(CMAKE_AR "{d / "ar"}" CACHE FILEPATH "archiver")',
             f'set(CMAKE_RANLIB "{d / "ranlib"}" CACHE FILEPATH "ranlib")',
             f'set(CMAKE_STRIP "{d / "strip"}" CACHE FILEPATH "strip")',
+            # CMake looks for llvm-ar next to a Clang for IPO builds and finds the host's (measured:
+            # /usr/bin/llvm-ar, another LLVM than zig's): zig's own for C and C++
+            *(f'set(CMAKE_{lang}_COMPILER_{tool.upper()} "{d / tool}" CACHE FILEPATH "{tool}")'
+              for lang in ("C", "CXX") for tool in ("ar", "ranlib")),
             "set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)",
             "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)",
             "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)",
@@ -217,11 +228,29 @@ class Toolchain:
             "CMAKE_TOOLCHAIN_FILE": str(d / "toolchain.cmake"),
             "XREL_TARGET": self.target.id,
         }
+        env.update(self.rebar_env())
         if self.otp is not None:
             env["ERTS_INCLUDE_DIR"] = str(self.otp.erts_include)
-            env["ERL_EI_INCLUDE_DIR"] = str(self.otp.ei_include)
-            env["ERL_EI_LIBDIR"] = str(self.otp.ei_lib)
+            # elixir_make's names (erlang.mk's env.mk reads the ERL_INTERFACE_* ones with ?=)
+            env["ERL_EI_INCLUDE_DIR"] = env["ERL_INTERFACE_INCLUDE_DIR"] = str(self.otp.ei_include)
+            env["ERL_EI_LIBDIR"] = env["ERL_INTERFACE_LIB_DIR"] = str(self.otp.ei_lib)
+            # port_compiler's names (its hooks' Makefiles use them too); pc itself takes
+            # ERL_CFLAGS and ERL_EI_LIBDIR from the environment
+            env["ERL_CFLAGS"] = self.otp.erl_cflags
+            env["ERL_LDFLAGS"] = f'-L"{self.otp.ei_lib}" -lei'
         return env
+
+    def rebar_env(self) -> dict[str, str]:
+        """port_compiler's cross-build switches: REBAR_TARGET_ARCH (a GNU triple; "darwin" in it
+        selects pc's macOS link flags) and its word size (pc would otherwise probe <arch>-gcc)."""
+        arch = "i686" if self.target.arch == "x86" else self.target.arch
+        if self.target.os == "macos":
+            triple = f"{arch}-apple-darwin"
+        elif self.target.os == "windows":
+            triple = f"{arch}-w64-mingw32"
+        else:
+            triple = self.target.multiarch or f"{arch}-linux-{self.target.abi}"
+        return {"REBAR_TARGET_ARCH": triple, "REBAR_TARGET_ARCH_WORDSIZE": str(self.target.bits)}
 
 
 def render_env(env: dict[str, str], fmt: str) -> str:

@@ -139,6 +139,11 @@ def filter_args(args: list[str], config: dict) -> tuple[list[str], list[str]]:
     compile_only = False
     skip_linker_value = False  # a dropped -Wl option whose value comes in the next -Wl, argument
     args = _xlinker_as_wl(args)
+    # a package recipe's drop_flags (exact arguments), set while that package compiles
+    drop = set(config.get("drop_args", ()))
+    if drop:
+        notes += [f"dropped {a} (recipe drop_flags)" for a in args if a in drop]
+        args = [a for a in args if a not in drop]
     i = 0
     while i < len(args):
         arg = args[i]
@@ -329,6 +334,8 @@ def command(config: dict, args: list[str]) -> tuple[list[str], list[str]]:
 
 def main(argv: list[str]) -> None:
     config = json.loads(argv[1])
+    if os.environ.get("XREL_DROP_FLAGS"):
+        config["drop_args"] = json.loads(os.environ["XREL_DROP_FLAGS"])
     cmd, notes = command(config, argv[2:])
     for note in notes:
         if HOST_PATH in note:

@@ -21,7 +21,7 @@ from ..targets import Target
 from ..toolchain import Toolchain
 from . import assemble, rust
 from .mix import Project, load_project, mix_env_vars, run_mix
-from .native import App
+from .native import App, local_deps_env, own_env_compile_order, refuse_broken_targets
 from .workspace import Workspace, sync_tree, workspace_for
 
 # Targets after the first build concurrently (each is mostly one single-threaded mix process).
@@ -153,20 +153,20 @@ def forget_native_outputs(project: Project, ws: Workspace) -> None:
     own = project.own
     if own.recompile_per_target:
         shutil.rmtree(lib / own.name, ignore_errors=True)
-    elif own.native:
-        priv = lib / own.name / "priv"
-        if priv.is_dir() and not priv.is_symlink():
-            shutil.rmtree(priv)
+    elif own.native and (lib / own.name).is_dir():
+        # keep only its BEAM code: priv/ and build dirs under MIX_APP_PATH (a CMake cache names
+        # the seed's tree and compilers) are the seed target's
+        for child in (lib / own.name).iterdir():
+            if child.name not in ("ebin", ".mix") and not child.is_symlink():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
 def compile_precompiled_deps(project: Project, ws: Workspace, target: Target, env: dict, log: Path) -> None:
-    """Deps whose precompiler picks an artifact by TARGET_* compile alone, with those set."""
-    for app in project.deps:
+    """Deps with an environment of their own (a precompiler's TARGET_*, a recipe's env) compile
+    alone with it, after the deps they need."""
+    for app in own_env_compile_order(project.deps, project.info.get("deps_tree", []), target):
         extra = app.env_for(target)
-        if not extra:
-            continue
-        built = (ws.build_dir / project.mix_env / "lib" / app.name / "ebin").is_dir()
-        if built:
+        if (ws.build_dir / project.mix_env / "lib" / app.name / "ebin" / f"{app.name}.app").is_file():
             continue
         run_mix(["deps.compile", app.name], ws.project, {**env, **extra}, log, f"compiling {app.name} for {target}")
 
@@ -190,9 +190,11 @@ def explain(report: Report, project: Project) -> None:
                 finding.origin = f"dependency {app.name}: ships a prebuilt binary"
 
 
-def build_sysroot(target: Target, project: Project, packages: list[str], offline: bool) -> Path | None:
+def build_sysroot(target: Target, project: Project, packages: list[str], offline: bool,
+                  runtime: Runtime) -> Path | None:
     """A build-time sysroot of Debian -dev packages for NIFs that link target system libraries:
-    the packages asked on the command line plus those recipes name for the project's deps."""
+    the packages asked on the command line plus those recipes name for the project's deps,
+    from the runtime's Debian suite (the libraries the release will run with)."""
     wanted = list(packages)
     for app in project.apps:
         wanted += app.recipe.get("sysroot_packages", [])
@@ -200,7 +202,7 @@ def build_sysroot(target: Target, project: Project, packages: list[str], offline
         return None
     from ..sysroot import ensure_sysroot
 
-    return ensure_sysroot(target, [], None, sorted(set(wanted)), offline=offline)
+    return ensure_sysroot(target, [], runtime.meta, sorted(set(wanted)), offline=offline)
 
 
 def build_target(project: Project, target: Target, release: str, out: Path, *, otp: str | None,
@@ -214,7 +216,13 @@ def build_target(project: Project, target: Target, release: str, out: Path, *, o
     notes = check_versions(runtime, host, target)
     for note in notes:
         progress.note(f"{label} {note}")
-    ws = workspace_for(project.path, project.mix_env, target.id, f"{runtime.source}-{runtime.otp_version}")
+    sysroot = build_sysroot(target, project, list(sysroot_packages), offline, runtime)
+    tc = Toolchain(target, otp_root=runtime.root, sysroot=sysroot)
+    # make cannot tell that CC, the sysroot or a recipe changed: objects in a tree are only valid
+    # for the compiler setup that made them, so each setup gets its own tree
+    setup = hashlib.sha256(json.dumps([tc.directory.name, [a.recipe for a in project.apps]]).encode()).hexdigest()
+    ws = workspace_for(project.path, project.mix_env, target.id,
+                       f"{runtime.source}-{runtime.otp_version}-{setup[:8]}")
     log = ws.root.parent / "build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
@@ -222,8 +230,6 @@ def build_target(project: Project, target: Target, release: str, out: Path, *, o
     record = ws.root.parent / "last-build.json"
     with progress.step(f"{label} compile and assemble"):
         synced = sync_workspace(project, ws)
-        sysroot = build_sysroot(target, project, list(sysroot_packages), offline)
-        tc = Toolchain(target, otp_root=runtime.root, sysroot=sysroot)
         inputs = hashlib.sha256(json.dumps([
             synced, str(runtime.root), str(tc.directory), str(sysroot), project.mix_env, mix_target, release,
             str(release_dir), __version__, [(k, os.environ.get(k)) for k in _ENV_INPUTS]]).encode()).hexdigest()
@@ -240,6 +246,7 @@ def build_target(project: Project, target: Target, release: str, out: Path, *, o
                  "XREL_TARGET_OS": target.os}
         if mix_target:
             extra["MIX_TARGET"] = mix_target
+        extra.update(local_deps_env(project.deps, target))
         env = mix_env_vars(ws.project, project.mix_env, extra)
         compile_precompiled_deps(project, ws, target, env, log)
         run_mix(["release", release, "--overwrite", "--path", str(release_dir)], ws.project, env, log,
@@ -286,6 +293,7 @@ def build(project_dir: str | Path = ".", targets: list[str | Target] = ("host",)
     if otp:
         check_requested_otp(otp, host_erlang())
     project = load_project(Path(project_dir), mix_env)
+    refuse_broken_targets(project.apps, parsed)
     name = project.release_name(release)
     rust.check(project, parsed)
     out_dir = Path(out).resolve() if out else project.path / "_build" / "xrel"

@@ -121,6 +121,8 @@ def _cached_info(path: Path, mix_env: str) -> dict | None:
     except (OSError, ValueError):
         return None
     info = saved.get("info", {})
+    if "deps_tree" not in info:  # written by an older xrel
+        return None
     same_host = saved.get("elixir") == info.get("elixir") and saved.get("mix") == shutil.which("mix")
     if same_host and saved.get("inputs") == _info_inputs(path, [d["path"] for d in info.get("deps", [])]):
         for dep in info["deps"]:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import recipes
+from ..errors import UsageError
 from ..targets import Target
 
 BUILD_FILES = ("Makefile", "makefile", "GNUmakefile", "CMakeLists.txt", "Cargo.toml", "build.zig", "configure",
-               "Makefile.win")
+               "Makefile.win", "erlang.mk")
 NATIVE_DIRS = ("c_src", "native", "cpp_src", "csrc")
-_REBAR_NATIVE = re.compile(r"\b(port_specs|pre_hooks|post_hooks|port_env|pc_compile)\b")
+# C/C++ sources at the top or one level down (e.g. src/*.c built by port_compiler's defaults)
+NATIVE_SOURCES = ("*.c", "*.cc", "*.cpp", "*.cxx", "*/*.c", "*/*.cc", "*/*.cpp", "*/*.cxx")
+_NOT_BUILT = ("test", "tests", "example", "examples", "doc", "docs", "bench", "deps", "_build")
+# rebar3: hooks, port_compiler (`{plugins, [pc]}`, `{pc, compile}`) and its port_* settings
+_REBAR_NATIVE = re.compile(r"\b(port_specs|port_sources|pre_hooks|post_hooks|port_env|pc_compile|pc)\b")
 _USES = {
     "rustler_precompiled": re.compile(r"use\s+RustlerPrecompiled\b"),
     "cc_precompiler": re.compile(r"make_precompiler:\s*\{\s*:nif\s*,\s*CCPrecompiler\s*\}"),
     "rustler": re.compile(r"use\s+Rustler\b"),
+    "elixir_make": re.compile(r"compilers:[^\]]*:elixir_make\b"),
 }
 
 
@@ -38,9 +45,60 @@ class App:
         env = {}
         if self.precompiler:
             env.update(target.precompiler_env(self.precompiler))
-        for key, value in self.recipe.get("env", {}).items():
-            env[key] = str(value).format(target=target)
+        env.update(self.recipe_env(target))
         return env
+
+    def recipe_env(self, target: Target) -> dict[str, str]:
+        """The recipe's `env` (with {target.<field>} expanded) and `drop_flags` (for xrel's cc)."""
+        env = {key: str(value).format(target=target) for key, value in self.recipe.get("env", {}).items()}
+        if self.recipe.get("drop_flags"):
+            env["XREL_DROP_FLAGS"] = json.dumps([str(f) for f in self.recipe["drop_flags"]])
+        return env
+
+    def broken_reason(self, target: Target) -> str | None:
+        """The recipe's reason why this app does not build for `target` (None: no known problem)."""
+        for name, reason in self.recipe.get("broken_targets", {}).items():
+            if Target.parse(name).name == target.name:
+                return str(reason)
+        return None
+
+
+def local_deps_env(deps: list[App], target: Target) -> dict[str, str]:
+    """The recipe environments of path deps, for every mix run: mix compiles a fetched (hex, git)
+    dep once, but recompiles path deps on each run (their Makefiles run again). Precompiler
+    TARGET_* variables stay per dep (GNU make's implicit rules read TARGET_ARCH)."""
+    env: dict[str, str] = {}
+    for app in deps:
+        if app.scm.endswith("SCM.Path"):
+            env.update(app.recipe_env(target))
+    return env
+
+
+def own_env_compile_order(deps: list[App], tree: list[dict], target: Target) -> list[App]:
+    """The deps to compile one at a time, before the rest, for `target`: each that has its own
+    environment (a precompiler's TARGET_*, a recipe's env or drop_flags) and, before it, every dep
+    it needs (compiling a dep alone does not build its children first), in mix's order.
+    `tree` is mix's deps in compile order with their children (xrel.info's deps_tree)."""
+    by_name = {a.name: a for a in deps}
+    children = {str(d["app"]): [str(c) for c in d.get("children", [])] for d in tree}
+    needed: set[str] = set()
+    todo = [a.name for a in deps if a.env_for(target)]
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo += children.get(name, [])
+    order = [str(d["app"]) for d in tree] or [a.name for a in deps]
+    return [by_name[n] for n in order if n in needed and n in by_name]
+
+
+def refuse_broken_targets(apps: list[App], targets: list[Target]) -> None:
+    """A UsageError naming each app a recipe marks broken for one of `targets`, before any work."""
+    broken = [f"{app.name} does not build for {t.name}: {reason}" for t in targets for app in apps
+              if (reason := app.broken_reason(t))]
+    if broken:
+        raise UsageError("; ".join(broken), "build for other targets, or fix the package and its entry in "
+                         "recipes/packages.toml (broken_targets)")
 
 
 def _sources(path: Path):
@@ -50,6 +108,11 @@ def _sources(path: Path):
                 yield p.read_text(errors="replace")
             except OSError:
                 continue
+
+
+def _c_sources(path: Path) -> bool:
+    return any(p.parts[0] not in _NOT_BUILT for pattern in NATIVE_SOURCES for p in
+               (q.relative_to(path) for q in path.glob(pattern)))
 
 
 def package_recipe(name: str) -> dict:
@@ -62,9 +125,12 @@ def classify(name: str, path: Path, scm: str = "") -> App:
     recipe = package_recipe(name)
     kinds = [f for f in BUILD_FILES if (path / f).is_file()]
     kinds += [d + "/" for d in NATIVE_DIRS if (path / d).is_dir()]
-    rebar = path / "rebar.config"
-    if rebar.is_file() and _REBAR_NATIVE.search(rebar.read_text(errors="replace")):
-        kinds.append("rebar.config hooks")
+    if not kinds and _c_sources(path):
+        kinds.append("C/C++ sources")
+    for rebar in (path / "rebar.config", path / "rebar.config.script"):
+        if rebar.is_file() and _REBAR_NATIVE.search(rebar.read_text(errors="replace")):
+            kinds.append(f"{rebar.name} hooks")
+            break
     uses = set()
     for text in _sources(path):
         for lib, pattern in _USES.items():
@@ -73,8 +139,7 @@ def classify(name: str, path: Path, scm: str = "") -> App:
     uses -= set(recipe.get("defines", ()))  # a library's own docs show `use` of its macro
     precompiler = recipe.get("precompiler") or next(
         (lib for lib in ("rustler_precompiled", "cc_precompiler") if lib in uses), None)
-    if "rustler" in uses:
-        kinds.append("rustler")
+    kinds += [lib for lib in ("rustler", "elixir_make") if lib in uses]
     recompile = bool(recipe.get("recompile_per_target")) or bool(uses & {"rustler_precompiled", "rustler"})
     native = bool(kinds) or bool(recipe.get("native")) or precompiler is not None
     return App(name, path, scm, native, kinds, precompiler, recompile, recipe)

@@ -157,10 +157,22 @@ defmodule Mix.Tasks.Xrel.Info do
       deps:
         for {app, path} <- deps do
           %{app: app, path: path, scm: inspect(scms[app]), exists: File.dir?(path)}
-        end
+        end,
+      deps_tree: deps_tree()
     }
 
     File.write!(System.fetch_env!("XREL_INFO_OUT"), Xrel.Json.encode(info))
+  end
+
+  # The deps in mix's compile order (each after the deps it needs), with their children: xrel
+  # compiles a dep that needs its own environment alone, after its children. Mix.Dep is internal
+  # API, like Mix.ProjectStack.
+  defp deps_tree do
+    if Code.ensure_loaded?(Mix.Dep) and function_exported?(Mix.Dep, :cached, 0) do
+      for dep <- Mix.Dep.cached(), do: %{app: dep.app, children: Enum.map(dep.deps, & &1.app)}
+    else
+      []
+    end
   end
 end
 
