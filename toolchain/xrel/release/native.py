@@ -68,9 +68,14 @@ def local_deps_env(deps: list[App], target: Target) -> dict[str, str]:
     dep once, but recompiles path deps on each run (their Makefiles run again). Precompiler
     TARGET_* variables stay per dep (GNU make's implicit rules read TARGET_ARCH)."""
     env: dict[str, str] = {}
+    drop: list[str] = []
     for app in deps:
         if app.scm.endswith("SCM.Path"):
-            env.update(app.recipe_env(target))
+            own = app.recipe_env(target)
+            drop += json.loads(own.pop("XREL_DROP_FLAGS", "[]"))
+            env.update(own)
+    if drop:
+        env["XREL_DROP_FLAGS"] = json.dumps(sorted(set(drop)))
     return env
 
 
