@@ -31,6 +31,7 @@ AREAS = {
     "toolchains": "zig wrapper scripts and CMake toolchain files",
     "zig": "zig's global cache (compiled libc, compiler-rt, libc++)",
     "builds": "per-project, per-target build trees of xrel build",
+    "precompiled": "precompiled NIF archives fetched by rustler_precompiled / elixir_make deps",
     "locks": "one lock file per cache entry",
     "pins": "trust-on-first-use sha256 pins for sources without published checksums",
 }

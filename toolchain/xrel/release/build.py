@@ -19,7 +19,7 @@ from ..inspect import Report, inspect_tree
 from ..runtimes import Runtime, fetch_runtime
 from ..targets import Target
 from ..toolchain import Toolchain
-from . import assemble, rust
+from . import assemble, precompiled, rust
 from .mix import Project, load_project, mix_env_vars, run_mix
 from .native import App, local_deps_env, own_env_compile_order, refuse_broken_targets
 from .workspace import Workspace, sync_tree, workspace_for
@@ -161,14 +161,21 @@ def forget_native_outputs(project: Project, ws: Workspace) -> None:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-def compile_precompiled_deps(project: Project, ws: Workspace, target: Target, env: dict, log: Path) -> None:
+def compile_precompiled_deps(project: Project, ws: Workspace, target: Target, env: dict, log: Path) -> list[str]:
     """Deps with an environment of their own (a precompiler's TARGET_*, a recipe's env) compile
-    alone with it, after the deps they need."""
+    alone with it, after the deps they need; returns notes for the target."""
+    notes: list[str] = []
     for app in own_env_compile_order(project.deps, project.info.get("deps_tree", []), target):
         extra = app.env_for(target)
-        if (ws.build_dir / project.mix_env / "lib" / app.name / "ebin" / f"{app.name}.app").is_file():
+        # a dep with its own env always compiles here (incrementally): if it changed, `mix release`
+        # would otherwise recompile it without that env (a precompiled dep would fetch the host's)
+        if not extra and (ws.build_dir / project.mix_env / "lib" / app.name / "ebin" / f"{app.name}.app").is_file():
             continue
-        run_mix(["deps.compile", app.name], ws.project, {**env, **extra}, log, f"compiling {app.name} for {target}")
+        if app.precompiler:  # failures named per dep and target; elixir_make's source fallback noted
+            notes += precompiled.compile_dep(app, ws.project, target, {**env, **extra}, log)
+        else:
+            run_mix(["deps.compile", app.name], ws.project, {**env, **extra}, log, f"compiling {app.name} for {target}")
+    return notes
 
 
 def explain(report: Report, project: Project) -> None:
@@ -242,13 +249,14 @@ def build_target(project: Project, target: Target, release: str, out: Path, *, o
         if seed is not None and not (ws.build_dir / project.mix_env).exists():
             ws.relink_from(seed, project.mix_env)
             forget_native_outputs(project, ws)
-        extra = {**tc.env(), **rust.cargo_env(project, target, ws), "XREL_INCLUDE_ERTS": str(runtime.erts_dir),
+        extra = {**tc.env(), **rust.cargo_env(project, target, ws), **precompiled.cache_env(),
+                 "XREL_INCLUDE_ERTS": str(runtime.erts_dir),
                  "XREL_TARGET_OS": target.os}
         if mix_target:
             extra["MIX_TARGET"] = mix_target
         extra.update(local_deps_env(project.deps, target))
         env = mix_env_vars(ws.project, project.mix_env, extra)
-        compile_precompiled_deps(project, ws, target, env, log)
+        notes += compile_precompiled_deps(project, ws, target, env, log)
         run_mix(["release", release, "--overwrite", "--path", str(release_dir)], ws.project, env, log,
                 f"building the release for {target}")
     if target.os == "windows":

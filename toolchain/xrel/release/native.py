@@ -141,7 +141,7 @@ def classify(name: str, path: Path, scm: str = "") -> App:
         for lib, pattern in _USES.items():
             if pattern.search(text):
                 uses.add(lib)
-    uses -= set(recipe.get("defines", ()))  # a library's own docs show `use` of its macro
+    uses -= set(recipe.get("ignore_uses", ()))  # e.g. the library's own docs and generated code
     precompiler = recipe.get("precompiler") or next(
         (lib for lib in ("rustler_precompiled", "cc_precompiler") if lib in uses), None)
     kinds += [lib for lib in ("rustler", "elixir_make") if lib in uses]

@@ -124,6 +124,10 @@ def check(project: Project, targets: list[Target]) -> None:
     for tool in ("cargo", "rustc"):
         if not shutil.which(tool):
             raise MissingToolError(f"`{tool}` is not on PATH ({names} builds a Rust NIF with Rustler)", RUST_HINT)
+    forced = [a.name for a in apps if forced_precompiled(a)]
+    if forced and not any(a.name == "rustler" for a in project.deps):
+        raise BuildError(f"{FORCE_BUILD_ALL} makes {', '.join(forced)} build from source with Rustler, which is not "
+                         f"a dependency of this project", 'add {:rustler, ">= 0.0.0", optional: true} to your deps')
     version = rustler_version(project)
     if version and tuple(int(p) for p in re.findall(r"\d+", version)[:2]) < RUSTLER_MIN:
         raise BuildError(f"rustler {version} (used by {names}) computes the NIF's path without the target "
