@@ -129,6 +129,8 @@ def test_a_hard_coded_gcc_is_caught_and_named(tmp_path):
         xrel.build(root / "uses_hardcoded", ["arm-linux-gnueabihf"])
     message = str(err.value)
     assert "hardcoded_nif.so" in message and "dependency hardcoded_gcc" in message and "x86-64" in message
+    out = root / "uses_hardcoded" / "_build" / "xrel"
+    assert not list(out.rglob("uses_hardcoded*")), "a rejected release was left in the output dir"
 
 
 def test_bad_input_gives_one_line_errors(tmp_path):
@@ -162,3 +164,14 @@ def test_inspect_cli_on_a_tarball(three_targets):
     assert "libcrypto.so.3" in report["needed"]
     wrong = subprocess.run(["xrel", "inspect", arm.tarball, "-t", "aarch64-linux-gnu"], capture_output=True, text=True)
     assert wrong.returncode == 8 and "do not match aarch64-linux-gnu" in wrong.stderr
+
+
+def test_include_erts_false_is_honoured_and_said(tmp_path):
+    root = copy_fixtures(tmp_path, "pure_app")
+    mix_exs = root / "pure_app" / "mix.exs"
+    mix_exs.write_text(mix_exs.read_text().replace('overlays: ["rel/overlays"],',
+                                                   'overlays: ["rel/overlays"], include_erts: false,'))
+    result = xrel.build(root / "pure_app", ["aarch64-linux-gnu"])
+    t = result.targets[0]
+    assert not list(Path(t.release_dir).glob("erts-*"))
+    assert any("include_erts: false" in n and "OTP 25" in n for n in t.notes)

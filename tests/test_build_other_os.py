@@ -56,10 +56,11 @@ def test_macos_release(project, upstream, target, machine):  # noqa: F811
     assert {i.machine for i in found.values()} == {machine}
     assert found["fixture_nif.so"].macos_min == "11.0.0"
     # Mach-O files are shipped exactly as linked (arm64 code signatures must stay valid)
-    from xrel.release.workspace import workspace_for
+    from xrel.cache import cache_root
+    from xrel.release.workspace import project_key
 
-    ws = workspace_for(project, "prod", t.target, f"otp_builds-{t.otp_version}")
-    built = next(ws.build_dir.glob("prod/lib/nif_make/priv/fixture_nif.so"))
+    trees = cache_root() / "builds" / project_key(project, "prod") / "prod"
+    built = next(trees.glob(f"{t.target}-otp_builds-*/root/**/_build/prod/lib/nif_make/priv/fixture_nif.so"))
     assert hashlib.sha256(built.read_bytes()).digest() == hashlib.sha256(
         (release / "lib/nif_make-0.1.0/priv/fixture_nif.so").read_bytes()).digest()
 

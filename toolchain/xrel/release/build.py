@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import __version__, progress
+from ..cache import remove
 from ..binaries import version_key
 from ..errors import UsageError
 from ..hostenv import HostErlang, host_erlang
@@ -238,8 +239,9 @@ def build_target(project: Project, target: Target, release: str, out: Path, *, o
     with progress.step(f"{label} compile and assemble"):
         synced = sync_workspace(project, ws)
         inputs = hashlib.sha256(json.dumps([
-            synced, str(runtime.root), str(tc.directory), str(sysroot), project.mix_env, mix_target, release,
-            str(release_dir), __version__, [(k, os.environ.get(k)) for k in _ENV_INPUTS]]).encode()).hexdigest()
+            synced, str(runtime.root), runtime.meta.get("sha256"), str(tc.directory), str(tc.zig.version),
+            str(sysroot), project.mix_env, mix_target, release, str(release_dir), __version__,
+            [(k, os.environ.get(k)) for k in _ENV_INPUTS]]).encode()).hexdigest()
         previous = _up_to_date(record, inputs, release_dir)
         if previous is not None:
             result = TargetResult(**{**previous, "seconds": round(time.monotonic() - start, 2),
@@ -250,25 +252,30 @@ def build_target(project: Project, target: Target, release: str, out: Path, *, o
             ws.relink_from(seed, project.mix_env)
             forget_native_outputs(project, ws)
         extra = {**tc.env(), **rust.cargo_env(project, target, ws), **precompiled.cache_env(),
-                 "XREL_INCLUDE_ERTS": str(runtime.erts_dir),
-                 "XREL_TARGET_OS": target.os}
+                 "XREL_INCLUDE_ERTS": str(runtime.erts_dir), "XREL_TARGET_OS": target.os,
+                 "XREL_RELEASE_INFO": str(ws.root.parent / "release-info.json")}
         if mix_target:
             extra["MIX_TARGET"] = mix_target
         extra.update(local_deps_env(project.deps, target))
         env = mix_env_vars(ws.project, project.mix_env, extra)
         notes += compile_precompiled_deps(project, ws, target, env, log)
-        run_mix(["release", release, "--overwrite", "--path", str(release_dir)], ws.project, env, log,
-                f"building the release for {target}")
-    if target.os == "windows":
-        notes += assemble.fix_windows_names(release_dir)
-    if runtime.otp_major != host.otp_major:
-        restored = assemble.restore_otp_beams(release_dir, runtime)
-        notes.append(f"restored the target's own beams for {len(restored)} OTP apps")
-    assemble.release_marker(release_dir, target, runtime)
-    with progress.step(f"{label} inspect"):
-        report = inspect_tree(release_dir, target)
-        explain(report, project)
-        report.raise_for_problems(f"the release for {target}")
+        # assembled beside its final place and moved there only when it passed inspection
+        staging = release_dir.with_name(f".{release_dir.name}.partial")
+        remove(staging)
+        Path(extra["XREL_RELEASE_INFO"]).unlink(missing_ok=True)
+        try:
+            run_mix(["release", release, "--overwrite", "--path", str(staging)], ws.project, env, log,
+                    f"building the release for {target}")
+            notes += finish_release(staging, target, runtime, host, Path(extra["XREL_RELEASE_INFO"]))
+            with progress.step(f"{label} inspect"):
+                report = inspect_tree(staging, target)
+                explain(report, project)
+                report.raise_for_problems(f"the release for {target}")
+        except BaseException:
+            remove(staging)
+            raise
+        remove(release_dir)
+        os.replace(staging, release_dir)
     version = release_version(release_dir)
     tarball = out / f"{release}-{version}-{target.id}.tar.gz"
     with progress.step(f"{label} tarball"):
@@ -283,6 +290,27 @@ def build_target(project: Project, target: Target, release: str, out: Path, *, o
     record.write_text(json.dumps({"inputs": inputs, "release": _stat_fingerprint(release_dir),
                                   "result": asdict(result)}))
     return result, ws
+
+
+def finish_release(release_dir: Path, target: Target, runtime: Runtime, host: HostErlang,
+                   release_info: Path) -> list[str]:
+    """What mix cannot do for a cross target: Windows file names, the target's own OTP beams,
+    xrel's marker; and a note when the user's config left ERTS out."""
+    notes = []
+    if target.os == "windows":
+        notes += assemble.fix_windows_names(release_dir)
+    if runtime.otp_major != host.otp_major:
+        restored = assemble.restore_otp_beams(release_dir, runtime)
+        notes.append(f"restored the target's own beams for {len(restored)} OTP apps")
+    assemble.release_marker(release_dir, target, runtime)
+    try:
+        info = json.loads(release_info.read_text())
+    except (OSError, ValueError):
+        info = {}
+    if info and info.get("erts_source") is None:
+        notes.append(f"include_erts: false in mix.exs: the release has no ERTS; {target.name} must provide "
+                     f"OTP {runtime.otp_version} (erts {runtime.erts_version}) itself")
+    return notes
 
 
 def release_version(release_dir: Path) -> str:
