@@ -26,7 +26,7 @@ import pytest
 
 import xrel
 from xrel import binaries, cache
-from xrel.errors import InspectionError, MissingToolError, NotAvailableError, VerificationError
+from xrel.errors import DownloadError, InspectionError, MissingToolError, NotAvailableError, VerificationError
 from xrel.targets import Target
 from xrel.toolchain import Toolchain
 from conftest import needs_apt, needs_make, needs_mix
@@ -237,13 +237,20 @@ def test_a_dep_that_ignores_target_vars_is_caught_by_inspection(pub):
 
 def test_windows_release_fetches_dll_artifacts(pub):
     """x86_64-windows (an OTP tree of zig-built PE files as its runtime): rp_nif's
-    rp_nif-...-x86_64-pc-windows-msvc.dll and ccp_nif's x86_64-windows-msvc artifact."""
+    rp_nif-...-x86_64-pc-windows-msvc.dll and ccp_nif's x86_64-windows-msvc artifact; an artifact
+    the server does not have is a download error naming the dep."""
     tree = build_otp_tree("x86_64-windows", pub.root / "otp-windows", apps=RELEASE_APPS)
     project = copy_project(pub, pub.root / "windows")
     publish(pub, project, ["x86_64-windows"], {"x86_64-windows": tree})
+    rp_name = f"rp_nif-v0.1.0-nif-{NIF_VERSION}-x86_64-pc-windows-msvc.dll"
+    missing = pub.server.files.pop(f"/gh/rp_nif/releases/download/v0.1.0/{rp_name}.tar.gz")  # not uploaded yet
+    with pytest.raises(DownloadError, match=rf"dependency rp_nif: could not download its precompiled NIF for "
+                                            rf"x86_64-windows from http\S+/{re.escape(rp_name)}.tar.gz \(HTTP 404\)"):
+        xrel.build(project, ["x86_64-windows"], source=f"path:{tree}")
+    pub.server.files[f"/gh/rp_nif/releases/download/v0.1.0/{rp_name}.tar.gz"] = missing
     result = xrel.build(project, ["x86_64-windows"], source=f"path:{tree}")
     release = Path(result.targets[0].release_dir)
-    rp = release / f"lib/rp_nif-0.1.0/priv/native/rp_nif-v0.1.0-nif-{NIF_VERSION}-x86_64-pc-windows-msvc.dll"
+    rp = release / f"lib/rp_nif-0.1.0/priv/native/{rp_name}"
     ccp = release / "lib/ccp_nif-0.3.0/priv/ccp_nif.dll"
     for nif in (rp, ccp):
         info = binaries.read(nif)

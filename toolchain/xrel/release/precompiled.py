@@ -27,12 +27,12 @@ Linux it cannot fetch macOS artifacts: that is an error suggesting a forced sour
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
 
 from .. import cache
+from ..download import sha256_file
 from ..errors import BuildError, DownloadError, NotAvailableError, VerificationError
 from ..targets import Target
 from .mix import run_mix
@@ -43,7 +43,7 @@ from .rust import FORCE_BUILD_ALL
 CACHE_VARS = {"rustler_precompiled": "RUSTLER_PRECOMPILED_GLOBAL_CACHE_PATH", "cc_precompiler": "ELIXIR_MAKE_CACHE_DIR"}
 _NOT_AVAILABLE = re.compile(r'precompiled NIF is not available for this (target|NIF version): "([^"]+)"')
 _FETCH_FAILED = re.compile(r"couldn't fetch NIF from (\S+): (.*)")
-_HTTP_STATUS = re.compile(r"\{\{~?c?'?\"?HTTP/[\d.]+\"?'?,\s*(\d{3})")
+_HTTP_STATUS = re.compile(r"HTTP/[\d.]+['\"]?,\s*(\d{3})")
 _INSTALL_FAILED = re.compile(r"Error happened while installing (\S+) from precompiled binary: (.*?)\.?$", re.M)
 
 
@@ -68,14 +68,6 @@ def read_checksums(path: Path) -> dict[str, str]:
     return {name: digest.lower() for name, digest in pairs}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def drop_bad_archives(app: App, env: dict[str, str]) -> list[str]:
     """Archives of `app` in the library's cache whose sha256 is not the published one: removed when
     the cache is xrel's, named either way."""
@@ -87,7 +79,7 @@ def drop_bad_archives(app: App, env: dict[str, str]) -> list[str]:
     for checksum_file in checksum_files(app):
         for name, digest in read_checksums(checksum_file).items():
             archive = folder / name
-            if archive.is_file() and _sha256(archive) != digest:
+            if archive.is_file() and sha256_file(archive) != digest:
                 bad.append(name)
                 if not os.environ.get(var):
                     archive.unlink()
@@ -115,8 +107,13 @@ def _not_available(app: App, target: Target, kind: str, asked: str) -> NotAvaila
                              f"{target.id} (it asked for {asked}){why}", force)
 
 
-def _failure(app: App, target: Target, output: str, env: dict[str, str]) -> Exception | None:
+def _failure(app: App, target: Target, output: str, env: dict[str, str], log: Path) -> Exception | None:
     """A clear error for a known way the dep's precompiled download failed (None: not one)."""
+    if app.precompiler == "cc_precompiler":  # elixir_make fell back to a source build, which failed
+        m = _INSTALL_FAILED.search(output)
+        return m and BuildError(f"dependency {app.name}: its precompiled NIF for {target.id} could not be installed "
+                                f"({m.group(2)}), and the source build elixir_make fell back to failed",
+                                f"see the make output in {log}")
     m = _NOT_AVAILABLE.search(output)
     if m:
         return _not_available(app, target, m.group(1), m.group(2))
@@ -165,6 +162,6 @@ def compile_dep(app: App, project_dir: Path, target: Target, env: dict[str, str]
     try:
         run_mix(["deps.compile", app.name], project_dir, env, log, f"compiling {app.name} for {target}")
     except BuildError as err:
-        raise _failure(app, target, _log_since(log, offset), env) or err from None
+        raise _failure(app, target, _log_since(log, offset), env, log) or err from None
     return _notes(app, target, _log_since(log, offset), env)
 
