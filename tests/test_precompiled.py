@@ -16,6 +16,7 @@ import functools
 import gzip
 import hashlib
 import io
+import os
 import re
 import subprocess
 import tarfile
@@ -128,6 +129,57 @@ def run_report(release: Path, module: str = "UsesPrecompiled") -> str:
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout.strip().splitlines()[-1]
+
+
+# What each library makes of the TARGET_* xrel sets for a target (the rest of the triple comes
+# from this x86_64 Linux VM): rustler_precompiled's Rust triple and cc_precompiler's arch-os-abi.
+# macOS: rustler_precompiled keeps the host's ABI, so no TARGET_* spelling reaches its triple.
+SPELLINGS = {
+    "x86_64-linux-gnu": ("x86_64-unknown-linux-gnu", "x86_64-linux-gnu"),
+    "aarch64-linux-gnu": ("aarch64-unknown-linux-gnu", "aarch64-linux-gnu"),
+    "arm-linux-gnueabihf": ("arm-unknown-linux-gnueabihf", "armv7l-linux-gnueabihf"),
+    "x86-linux-gnu": ("i686-unknown-linux-gnu", "i686-linux-gnu"),
+    "riscv64-linux-gnu": ("riscv64gc-unknown-linux-gnu", "riscv64-linux-gnu"),
+    "s390x-linux-gnu": ("s390x-unknown-linux-gnu", "s390x-linux-gnu"),
+    "powerpc64le-linux-gnu": ("powerpc64le-unknown-linux-gnu", "powerpc64le-linux-gnu"),
+    "x86_64-linux-musl": ("x86_64-unknown-linux-musl", "x86_64-linux-musl"),
+    "aarch64-linux-musl": ("aarch64-unknown-linux-musl", "aarch64-linux-musl"),
+    "x86_64-macos": ("x86_64-apple-darwin-gnu", "x86_64-apple-darwin"),
+    "aarch64-macos": ("aarch64-apple-darwin-gnu", "aarch64-apple-darwin"),
+    "x86_64-windows": ("x86_64-pc-windows-msvc", "x86_64-windows-msvc"),
+}
+
+
+def test_each_library_reads_xrels_target_variables_as_intended(tmp_path):
+    """For every target: classify the fixture deps as xrel does, take the env App.env_for gives
+    each, and let the libraries' own code compute the triple (no mix project needed)."""
+    from xrel.release.native import classify
+    from xrel.targets import all_targets
+
+    root = copy_fixtures(tmp_path, "rp_nif", "ccp_nif", "rustler_precompiled", "cc_precompiler", "rustler")
+    rp, ccp = classify("rp_nif", root / "rp_nif"), classify("ccp_nif", root / "ccp_nif")
+    assert (rp.precompiler, ccp.precompiler) == ("rustler_precompiled", "cc_precompiler")
+    for lib in ("rustler_precompiled", "cc_precompiler", "rustler"):  # the libraries are not their own users
+        app = classify(lib, root / lib)
+        assert app.precompiler is None and "rustler" not in app.kinds and not app.recompile_per_target, app
+    assert {t.name for t in all_targets()} == set(SPELLINGS)
+    env_line = lambda app, t: " ".join(f"{k}={v}" for k, v in sorted(app.env_for(t).items()))  # noqa: E731
+    cases = "\n".join(f"{t.name};{env_line(rp, t)};{env_line(ccp, t)}" for t in all_targets())
+    out = subprocess.run(["elixir", str(Path(__file__).with_name("precompiler_targets.exs"))], capture_output=True,
+                         text=True, env={**os.environ, "FIXTURES": str(root), "CASES": cases}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = {r[0]: r[1:] for r in (line.split("\t") for line in out.stdout.splitlines())}
+    for t in all_targets():
+        rust_triple, rp_default, cc_triple, cc_default = rows[t.name]
+        assert (rust_triple, cc_triple) == SPELLINGS[t.name], t.name
+        if t.os != "macos":  # what xrel expects the artifacts to be named
+            assert rust_triple == t.precompiler_triple("rustler_precompiled")
+        assert cc_triple == t.precompiler_triple("cc_precompiler")
+        # rustler_precompiled's default targets / cc_precompiler's default table know these names
+        assert rp_default == ("default" if t.name in ("x86_64-linux-gnu", "aarch64-linux-gnu", "arm-linux-gnueabihf",
+                                                      "riscv64-linux-gnu", "x86_64-linux-musl", "aarch64-linux-musl",
+                                                      "x86_64-windows") else "not-default"), t.name
+        assert cc_default == ("not-default" if "musl" in t.name else "default"), t.name
 
 
 @pytest.fixture(scope="module")
