@@ -48,11 +48,15 @@ ERLANG_VARS = ("ERTS_INCLUDE_DIR", "ERL_EI_INCLUDE_DIR", "ERL_EI_LIBDIR", "TARGE
 
 
 def otp_root_for(target: Target) -> tuple[Path, bool]:
-    """(root whose headers to build against, whether it is the target's own)."""
-    from xrel.runtimes import cached_runtime
+    """(root whose headers to build against, whether it is the target's own).
 
-    runtime = cached_runtime(target)
-    if runtime is not None:
+    glibc targets get their real Debian runtime when the mirror is reachable; other targets'
+    runtimes in this session's cache are test stand-ins carrying the host's headers."""
+    from conftest import apt_reachable
+    from xrel.runtimes import fetch_runtime
+
+    if target.libc == "glibc" and target.debian and apt_reachable():
+        runtime = fetch_runtime(target, otp=str(host_erlang().otp_major), source="debian")
         return Path(runtime.root), True
     return host_erlang().root, False
 
