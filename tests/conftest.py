@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# the local upstream server fixture (`upstream`) for runtime-source tests
+pytest_plugins = ["runtime_fixtures"]
 
 # One cache for the whole session, unless the developer points XREL_TEST_CACHE at a lasting one.
 _SESSION_CACHE = os.environ.get("XREL_TEST_CACHE") or tempfile.mkdtemp(prefix="xrel-test-cache-")

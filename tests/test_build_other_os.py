@@ -17,7 +17,7 @@ from alpine_repo import Package, Signer, alpine_layout, index
 from conftest import needs_make, needs_mix
 from helpers import copy_fixtures
 import upstream_layouts as layouts
-from runtime_fixtures import MAC_TRIPLE, installed_tree, otp_builds_tarball, upstream, windows_zip  # noqa: F401
+from runtime_fixtures import MAC_TRIPLE, installed_tree, otp_builds_tarball, windows_zip
 
 pytestmark = [needs_mix, needs_make, pytest.mark.slow]
 
@@ -44,7 +44,7 @@ def natives(release: Path) -> dict[str, binaries.BinaryInfo]:
 
 
 @pytest.mark.parametrize("target,machine", [("x86_64-macos", 0x01000007), ("aarch64-macos", 0x0100000C)])
-def test_macos_release(project, upstream, target, machine):  # noqa: F811
+def test_macos_release(project, upstream, target, machine):
     publish_full_runtimes(upstream, target, "25.2.3")
     result = xrel.build(project, [target], out=project.parent / "out-mac")
     t = result.targets[0]
@@ -65,7 +65,7 @@ def test_macos_release(project, upstream, target, machine):  # noqa: F811
         (release / "lib/nif_make-0.1.0/priv/fixture_nif.so").read_bytes()).digest()
 
 
-def test_windows_release(project, upstream):  # noqa: F811
+def test_windows_release(project, upstream):
     publish_full_runtimes(upstream, "x86_64-windows", "27.1.3")
     result = xrel.build(project, ["x86_64-windows"], otp="27.1.3", out=project.parent / "out-win")
     release = Path(result.targets[0].release_dir)

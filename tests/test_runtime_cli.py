@@ -10,7 +10,6 @@ import sys
 import pytest
 
 import runtime_fixtures as rf
-from runtime_fixtures import upstream  # noqa: F401  (fixture)
 
 
 def xrel(*args: str) -> subprocess.CompletedProcess:

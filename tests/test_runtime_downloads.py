@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 import runtime_fixtures as rf
-from runtime_fixtures import upstream  # noqa: F401  (fixture)
 from xrel import cache
 from xrel.download import verified_path
 from xrel.runtimes import cached_runtime, fetch_runtime

@@ -17,7 +17,6 @@ import pytest
 
 import runtime_fixtures as rf
 import upstream_layouts as layouts
-from runtime_fixtures import upstream  # noqa: F401  (fixture)
 from xrel import binaries
 from xrel.errors import InspectionError, NotAvailableError, UsageError, VerificationError
 from xrel.runtimes import Runtime, cached_runtime, fetch_runtime, list_offers

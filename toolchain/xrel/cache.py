@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -100,6 +101,40 @@ class Entry:
     path: Path
     size: int
     mtime: float
+
+
+def _walk_files(root: Path):
+    """(relative path, absolute path) of every file and symlink under `root`, in a stable order."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for name in sorted(filenames + links):
+            path = os.path.join(dirpath, name)
+            yield os.path.relpath(path, root), path
+
+
+def stat_fingerprint(root: Path) -> str:
+    """A cheap identity of a tree: every path, size and mtime, hashed (nothing is read)."""
+    digest = hashlib.sha256()
+    for rel, path in _walk_files(root):
+        st = os.lstat(path)
+        digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def content_fingerprint(root: Path) -> str:
+    """The identity of a tree's contents: every path, mode, link target and file's bytes."""
+    digest = hashlib.sha256()
+    for rel, path in _walk_files(root):
+        st = os.lstat(path)
+        digest.update(f"{rel}\0{st.st_mode}\0".encode())
+        if os.path.islink(path):
+            digest.update(os.readlink(path).encode())
+        else:
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
 
 
 def tree_size(path: Path) -> int:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from .. import binaries
+from ..cache import content_fingerprint
 from ..runtimes import Runtime
 from ..targets import Target
 
@@ -51,28 +52,11 @@ def restore_otp_beams(release_dir: Path, runtime: Runtime) -> list[str]:
     return restored
 
 
-def tree_fingerprint(root: Path) -> str:
-    """A digest of every path, mode, link target and file content under `root`."""
-    digest = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            digest.update(f"{os.path.relpath(path, root)}\0{st.st_mode}\0".encode())
-            if os.path.islink(path):
-                digest.update(os.readlink(path).encode())
-            else:
-                with open(path, "rb") as f:
-                    digest.update(f.read())
-    return digest.hexdigest()
-
-
 def write_tarball(release_dir: Path, dest: Path) -> str:
     """A .tar.gz of the release (no top folder, like mix's :tar step) and its .sha256 beside it.
     An existing tarball of identical content is kept (same bytes, no recompression)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fingerprint = tree_fingerprint(release_dir)
+    fingerprint = content_fingerprint(release_dir)
     stamp = dest.with_name(dest.name + ".content")
     checksum = dest.with_name(dest.name + ".sha256")
     if dest.is_file() and checksum.is_file() and stamp.is_file() and stamp.read_text() == fingerprint:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import __version__, progress
-from ..cache import remove
+from ..cache import remove, stat_fingerprint
 from ..binaries import version_key
 from ..errors import UsageError
 from ..hostenv import HostErlang, host_erlang
@@ -22,7 +22,7 @@ from ..targets import Target
 from ..toolchain import Toolchain
 from . import assemble, precompiled, rust
 from .mix import Project, load_project, mix_env_vars, run_mix
-from .native import App, local_deps_env, own_env_compile_order, refuse_broken_targets
+from .native import local_deps_env, own_env_compile_order, refuse_broken_targets
 from .workspace import Workspace, sync_tree, workspace_for
 
 # Targets after the first build concurrently (each is mostly one single-threaded mix process).
@@ -118,18 +118,6 @@ _ENV_INPUTS = ("CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "MAKEFLAGS", "RUSTFL
                "ELIXIR_ERL_OPTIONS", "MIX_TARGET", "HEX_OFFLINE", rust.FORCE_BUILD_ALL, "RUSTUP_TOOLCHAIN")
 
 
-def _stat_fingerprint(root: Path) -> str:
-    """Paths, sizes and mtimes under `root` (cheap: nothing is read)."""
-    digest = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            st = os.lstat(os.path.join(dirpath, name))
-            digest.update(f"{os.path.relpath(os.path.join(dirpath, name), root)}:{st.st_size}:{st.st_mtime_ns}\n"
-                          .encode())
-    return digest.hexdigest()
-
-
 def _up_to_date(record: Path, inputs: str, release_dir: Path) -> dict | None:
     """The previous result for this target if its inputs and outputs are exactly as left."""
     try:
@@ -139,7 +127,7 @@ def _up_to_date(record: Path, inputs: str, release_dir: Path) -> dict | None:
     if last.get("inputs") != inputs or not release_dir.is_dir():
         return None
     tarball = Path(last["result"]["tarball"])
-    if not tarball.is_file() or last.get("release") != _stat_fingerprint(release_dir):
+    if not tarball.is_file() or last.get("release") != stat_fingerprint(release_dir):
         return None
     return last["result"]
 
@@ -287,7 +275,7 @@ def build_target(project: Project, target: Target, release: str, out: Path, *, o
         native_files=[{"path": f.path, **f.info} for f in report.files], needed_libraries=report.needed,
         seconds=round(time.monotonic() - start, 2), notes=notes,
     )
-    record.write_text(json.dumps({"inputs": inputs, "release": _stat_fingerprint(release_dir),
+    record.write_text(json.dumps({"inputs": inputs, "release": stat_fingerprint(release_dir),
                                   "result": asdict(result)}))
     return result, ws
 

@@ -9,13 +9,13 @@ distinct directory or archive gets its own cache entry (`...-local-<hash>`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
 from .. import progress
+from ..cache import stat_fingerprint
 from ..download import fetch_verified, sha256_file, verified_path
 from ..errors import NotAvailableError, UsageError, VerificationError
 from ..targets import Target
@@ -31,18 +31,6 @@ def _version_or_fail(version: str | None, what: str) -> str:
         raise UsageError(f"{what} is not an OTP root: it has no releases/<major>/OTP_VERSION",
                          "point at the directory holding erts-<V>/, lib/ and releases/ (or an archive of it)")
     return version
-
-
-def tree_fingerprint(root: Path) -> str:
-    """A cheap identity of a directory's contents: every path, size and mtime, hashed."""
-    digest = hashlib.sha256()
-    for dirpath, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(files):
-            st = os.lstat(os.path.join(dirpath, name))
-            digest.update(f"{os.path.relpath(os.path.join(dirpath, name), root)}\0{st.st_size}\0"
-                          f"{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
 
 
 def copy_otp_dir(src: Path, dest: Path) -> list[str]:
@@ -99,7 +87,7 @@ class LocalSource:
         path = Path(options.location).expanduser().resolve()
         if path.is_dir():
             version = _version_or_fail(otp_version(path), str(path))
-            variant, sha256 = tree_fingerprint(path)[:12], None
+            variant, sha256 = stat_fingerprint(path)[:12], None
         elif path.is_file():
             sha256 = sha256_file(path)
             version = _version_or_fail(archive_otp_version(path), str(path))
