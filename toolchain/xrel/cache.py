@@ -35,6 +35,7 @@ AREAS = {
     "precompiled": "precompiled NIF archives fetched by rustler_precompiled / elixir_make deps",
     "locks": "one lock file per cache entry",
     "pins": "trust-on-first-use sha256 pins for sources without published checksums",
+    "host": "what this machine's Erlang/Elixir are (probed once per installation)",
 }
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -57,14 +59,40 @@ def host_otp_major() -> int:
     return host_erlang().otp_major
 
 
+def _identity(program: str | None) -> str:
+    """What an installed program is: its real path, size and mtime (changes on upgrade)."""
+    if not program:
+        return "-"
+    real = Path(program).resolve()
+    st = real.stat()
+    return f"{real}:{st.st_size}:{st.st_mtime_ns}"
+
+
 @functools.lru_cache(maxsize=None)
 def host_erlang() -> HostErlang:
+    """The host's Erlang/Elixir, probed once per installation (the answer is kept in the cache:
+    starting erl and elixir costs half a second on every xrel command otherwise)."""
+    from . import cache
+
     erl = require("erl")
+    key = f"{_identity(erl)}|{_identity(shutil.which('elixir'))}"
+    record = cache.area("host") / "erlang.json"
+    try:
+        saved = json.loads(record.read_text())
+        if saved["key"] == key:
+            return HostErlang(Path(saved["root"]), *saved["fields"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     out = subprocess.run([erl, "-noshell", "-eval", _PROBE], capture_output=True, text=True, timeout=120)
     lines = out.stdout.split("\n")
     if out.returncode != 0 or len(lines) < 4:
         raise MissingToolError(f"`erl` did not run: {out.stderr.strip()[:200]}", ERLANG_HINT)
-    return HostErlang(Path(lines[0]), lines[1], lines[2], lines[3], elixir_version())
+    found = HostErlang(Path(lines[0]), lines[1], lines[2], lines[3], elixir_version())
+    tmp = record.with_name(f".erlang.json.{os.getpid()}")
+    tmp.write_text(json.dumps({"key": key, "root": lines[0], "fields": [lines[1], lines[2], lines[3],
+                                                                         found.elixir_version]}))
+    os.replace(tmp, record)
+    return found
 
 
 @functools.lru_cache(maxsize=None)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import struct
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 import json
 import os
 import shutil
@@ -52,6 +56,60 @@ def restore_otp_beams(release_dir: Path, runtime: Runtime) -> list[str]:
     return restored
 
 
+class _HashingWriter:
+    """A file wrapper that hashes what is written through it."""
+
+    def __init__(self, raw):
+        self.raw, self.digest = raw, hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+def parallel_gzip(data, out, level: int = 6, chunk: int = 1 << 20) -> None:
+    """Write `data` as ONE gzip member, compressed on all cores the way pigz does it: 1 MiB
+    blocks deflated independently, each ending on a byte boundary (sync flush), joined into one
+    deflate stream; the CRC is of the whole. Any gzip reader (erl_tar included) reads it."""
+    blocks = [data[i:i + chunk] for i in range(0, len(data), chunk)] or [b""]
+
+    def deflate(index: int) -> bytes:
+        c = zlib.compressobj(level, zlib.DEFLATED, -15)
+        body = c.compress(blocks[index])
+        return body + c.flush(zlib.Z_FINISH if index == len(blocks) - 1 else zlib.Z_SYNC_FLUSH)
+
+    out.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")  # gzip header, mtime 0, OS unknown
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for body in pool.map(deflate, range(len(blocks))):
+            out.write(body)
+    out.write(struct.pack("<II", zlib.crc32(data) & 0xFFFFFFFF, len(data) & 0xFFFFFFFF))
+
+
+def _add_tree(tar: tarfile.TarFile, root: Path) -> None:
+    """Members in a stable order, owned by root:root (no lookups of this machine's users)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for name in sorted(dirnames) + sorted(filenames):
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            info = tarfile.TarInfo(os.path.relpath(path, root))
+            info.mode, info.mtime, info.uname, info.gname = st.st_mode & 0o7777, int(st.st_mtime), "root", "root"
+            if name in links or os.path.islink(path):
+                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+                tar.addfile(info)
+            elif os.path.isdir(path):
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = st.st_size
+                with open(path, "rb") as f:
+                    tar.addfile(info, f)
+
+
 def write_tarball(release_dir: Path, dest: Path) -> str:
     """A .tar.gz of the release (no top folder, like mix's :tar step) and its .sha256 beside it.
     An existing tarball of identical content is kept (same bytes, no recompression)."""
@@ -62,15 +120,14 @@ def write_tarball(release_dir: Path, dest: Path) -> str:
     if dest.is_file() and checksum.is_file() and stamp.is_file() and stamp.read_text() == fingerprint:
         return checksum.read_text().split()[0]
     tmp = dest.with_name(dest.name + ".part")
-    with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
-        for child in sorted(release_dir.iterdir()):
-            tar.add(child, arcname=child.name, recursive=True)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        _add_tree(tar, release_dir)
+    with open(tmp, "wb") as raw:
+        hashing = _HashingWriter(raw)
+        parallel_gzip(buffer.getbuffer(), hashing)
     os.replace(tmp, dest)
-    digest = hashlib.sha256()
-    with open(dest, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    sha = digest.hexdigest()
+    sha = hashing.digest.hexdigest()
     checksum.write_text(f"{sha}  {dest.name}\n")
     stamp.write_text(fingerprint)
     return sha

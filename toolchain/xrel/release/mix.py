@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import shutil
@@ -12,11 +14,32 @@ from pathlib import Path
 
 from .. import cache
 from ..errors import BuildError, UsageError
-from ..hostenv import ERLANG_HINT, require
+from ..hostenv import ERLANG_HINT, host_erlang, require
 from .native import App, classify
 
 WRAPPER = Path(__file__).with_name("wrapper.exs")
 LOG_TAIL = 25
+
+
+@functools.lru_cache(maxsize=None)
+def helpers_ebin() -> Path | None:
+    """xrel_mix.ex compiled once per Elixir and file version (saves compiling it on every mix
+    start); None when elixirc is missing or fails: the wrapper then compiles it itself."""
+    elixirc = shutil.which("elixirc")
+    if not elixirc:
+        return None
+    source = WRAPPER.with_name("xrel_mix.ex")
+    key = hashlib.sha256(source.read_bytes() + (host_erlang().elixir_version or "").encode()).hexdigest()[:12]
+    final = cache.area("toolchains") / f"mix-helpers-{key}"
+    try:
+        with cache.locked("toolchains", final.name):
+            if not (final / "Elixir.Xrel.Release.beam").is_file():
+                with cache.staging(final) as tmp:
+                    subprocess.run([elixirc, "--ignore-module-conflict", "-o", str(tmp), str(source)],
+                                   capture_output=True, check=True, env={**os.environ, "MIX_EXS": ""})
+    except subprocess.CalledProcessError:
+        return None
+    return final
 
 
 def mix_env_vars(project: Path, mix_env: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -29,6 +52,9 @@ def mix_env_vars(project: Path, mix_env: str, extra: dict[str, str] | None = Non
     })
     for var in ("MIX_BUILD_PATH", "MIX_BUILD_ROOT", "MIX_DEPS_PATH", "MIX_TARGET"):
         env.pop(var, None)  # the build tree decides these
+    ebin = helpers_ebin()
+    if ebin is not None:
+        env["XREL_MIX_EBIN"] = str(ebin)
     if "MIX_REBAR3" not in env and shutil.which("rebar3"):
         env["MIX_REBAR3"] = shutil.which("rebar3")  # mix would otherwise offer to download one
     env.update(extra or {})
