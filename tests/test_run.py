@@ -102,7 +102,7 @@ def test_arm64_jit_flag_is_added_under_emulation_only(project):
 @runnable("arm-linux-gnueabihf")
 def test_exit_code_and_stdin_pass_through(project):
     release = release_for(project, "arm-linux-gnueabihf", "25")
-    halt = subprocess.run(["xrel", "-q", "run", str(release), "eval", "System.halt(7)"], capture_output=True)
+    halt = subprocess.run(["xrel", "-q", "run", str(release), "--", "eval", "System.halt(7)"], capture_output=True)
     assert halt.returncode == 7
     echo = subprocess.run(["xrel", "-q", "run", str(release), "eval", 'IO.write(String.upcase(IO.read(:line)))'],
                           input="from stdin\n", capture_output=True, text=True, timeout=300)

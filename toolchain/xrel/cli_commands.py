@@ -146,7 +146,10 @@ def run_cmd(release: str, target: str | None, packages: tuple[str, ...], args: t
     """Run RELEASE's bin/<name> ARGS on its target CPU (qemu-user when foreign)."""
     from .emulate import run
 
-    raise SystemExit(run(release, list(args), target=target, sysroot_packages=list(packages)))
+    args = list(args)
+    if args[:1] == ["--"]:
+        args = args[1:]  # `xrel run REL -- ARGS`: everything after -- goes to the release
+    raise SystemExit(run(release, args, target=target, sysroot_packages=list(packages)))
 
 
 @command("smoke")
