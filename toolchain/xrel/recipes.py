@@ -23,9 +23,7 @@ def recipes_dir() -> Path:
     checkout = Path(__file__).resolve().parents[2] / "recipes"
     if (checkout / "targets.toml").is_file():
         return checkout
-    from importlib import resources
-
-    return Path(str(resources.files("xrel._recipes")))
+    return Path(__file__).resolve().parent / "_recipes"  # where the wheel installs recipes/
 
 
 @functools.lru_cache(maxsize=None)
