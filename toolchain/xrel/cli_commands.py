@@ -114,7 +114,7 @@ def build_cmd(project_dir, targets, otp, source, release, out, mix_env, mix_targ
 def inspect_cmd(path: str, target: str | None, as_json: bool) -> None:
     """Check every native file in a release dir or tarball against its target."""
     from .emulate import opened_release, release_target
-    from .inspect import inspect_tree
+    from .inspect import MACHINE_NAMES, inspect_tree
 
     with opened_release(path) as release_dir:
         parsed = release_target(release_dir, target)
@@ -127,7 +127,8 @@ def inspect_cmd(path: str, target: str | None, as_json: bool) -> None:
             info = f.info
             mark = "ok " if not f.problems else "BAD"
             needed = f"  needs: {', '.join(info.get('needed') or []) or '-'}"
-            click.echo(f"{mark} {f.path}: {info.get('format')} {info.get('bits')}-bit machine {info.get('machine')}"
+            machine = MACHINE_NAMES.get(info.get("machine"), info.get("machine"))
+            click.echo(f"{mark} {f.path}: {info.get('format')} {info.get('bits')}-bit {machine}"
                        f"{', ' + info['libc'] if info.get('libc') else ''}{needed}")
             for p in f.problems:
                 click.echo(f"      {p}")
