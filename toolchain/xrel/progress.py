@@ -36,20 +36,26 @@ def bar(total: int | None, desc: str, unit: str = "B") -> tqdm:
 
 
 def note(message: str) -> None:
-    """A one-line status message on stderr (suppressed when quiet)."""
+    """A one-line message on stderr that the user should see (a warning, a caveat); only -q
+    silences it."""
     if not _quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def status(message: str) -> None:
+    """A progress line: shown on a terminal, silent when not a TTY or quiet."""
+    if enabled():
         print(message, file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
 def step(label: str) -> Iterator[None]:
-    """Print `label ...` then `label: done in 1.2s` (or failed) when not quiet."""
+    """Print `label ...` then `label: done in 1.2s` (or failed) on a terminal."""
     start = time.monotonic()
-    if enabled():
-        print(f"{label} ...", file=sys.stderr, flush=True)
+    status(f"{label} ...")
     try:
         yield
     except BaseException:
-        note(f"{label}: failed after {time.monotonic() - start:.1f}s")
+        status(f"{label}: failed after {time.monotonic() - start:.1f}s")
         raise
-    note(f"{label}: done in {time.monotonic() - start:.1f}s")
+    status(f"{label}: done in {time.monotonic() - start:.1f}s")
