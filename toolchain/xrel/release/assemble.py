@@ -155,7 +155,7 @@ def update_manifest(out: Path, project: str, release: str, version: str, entries
         "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "artifacts": [artifacts[k] for k in sorted(artifacts)],
     }
-    tmp = path.with_name("manifest.json.part")
+    tmp = path.with_name(f".manifest.json.{os.getpid()}")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import __version__, progress
+from .. import cache
 from ..cache import remove, stat_fingerprint
 from ..binaries import version_key
 from ..errors import UsageError
@@ -219,65 +220,67 @@ def build_target(project: Project, target: Target, release: str, out: Path, *, o
     setup = hashlib.sha256(json.dumps([tc.directory.name, [a.recipe for a in project.apps]]).encode()).hexdigest()
     ws = workspace_for(project.path, project.mix_env, target.id,
                        f"{runtime.source}-{runtime.otp_version}-{setup[:8]}")
-    log = ws.root.parent / "build.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text("")
-    release_dir = out / target.id / release
-    record = ws.root.parent / "last-build.json"
-    with progress.step(f"{label} compile and assemble"):
-        synced = sync_workspace(project, ws)
-        inputs = hashlib.sha256(json.dumps([
-            synced, str(runtime.root), runtime.meta.get("sha256"), str(tc.directory), str(tc.zig.version),
-            str(sysroot), project.mix_env, mix_target, release, str(release_dir), __version__,
-            [(k, os.environ.get(k)) for k in _ENV_INPUTS]]).encode()).hexdigest()
-        previous = _up_to_date(record, inputs, release_dir)
-        if previous is not None:
-            result = TargetResult(**{**previous, "seconds": round(time.monotonic() - start, 2),
-                                     "notes": ["up to date: nothing changed since the last build"]})
-            return result, ws
-        record.unlink(missing_ok=True)
-        if seed is not None and not (ws.build_dir / project.mix_env).exists():
-            ws.relink_from(seed, project.mix_env)
-            forget_native_outputs(project, ws)
-        extra = {**tc.env(), **rust.cargo_env(project, target, ws), **precompiled.cache_env(),
-                 "XREL_INCLUDE_ERTS": str(runtime.erts_dir), "XREL_TARGET_OS": target.os,
-                 "XREL_RELEASE_INFO": str(ws.root.parent / "release-info.json")}
-        if mix_target:
-            extra["MIX_TARGET"] = mix_target
-        extra.update(local_deps_env(project.deps, target))
-        env = mix_env_vars(ws.project, project.mix_env, extra)
-        notes += compile_precompiled_deps(project, ws, target, env, log)
-        # assembled beside its final place and moved there only when it passed inspection
-        staging = release_dir.with_name(f".{release_dir.name}.partial")
-        remove(staging)
-        Path(extra["XREL_RELEASE_INFO"]).unlink(missing_ok=True)
-        try:
-            run_mix(["release", release, "--overwrite", "--path", str(staging)], ws.project, env, log,
-                    f"building the release for {target}")
-            notes += finish_release(staging, target, runtime, host, Path(extra["XREL_RELEASE_INFO"]))
-            with progress.step(f"{label} inspect"):
-                report = inspect_tree(staging, target)
-                explain(report, project)
-                report.raise_for_problems(f"the release for {target}")
-        except BaseException:
+    # one build of a tree at a time (two xrel runs on one project wait for each other)
+    with cache.locked("builds", ws.key):
+        log = ws.root.parent / "build.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("")
+        release_dir = out / target.id / release
+        record = ws.root.parent / "last-build.json"
+        with progress.step(f"{label} compile and assemble"):
+            synced = sync_workspace(project, ws)
+            inputs = hashlib.sha256(json.dumps([
+                synced, str(runtime.root), runtime.meta.get("sha256"), str(tc.directory), str(tc.zig.version),
+                str(sysroot), project.mix_env, mix_target, release, str(release_dir), __version__,
+                [(k, os.environ.get(k)) for k in _ENV_INPUTS]]).encode()).hexdigest()
+            previous = _up_to_date(record, inputs, release_dir)
+            if previous is not None:
+                result = TargetResult(**{**previous, "seconds": round(time.monotonic() - start, 2),
+                                         "notes": ["up to date: nothing changed since the last build"]})
+                return result, ws
+            record.unlink(missing_ok=True)
+            if seed is not None and not (ws.build_dir / project.mix_env).exists():
+                ws.relink_from(seed, project.mix_env)
+                forget_native_outputs(project, ws)
+            extra = {**tc.env(), **rust.cargo_env(project, target, ws), **precompiled.cache_env(),
+                     "XREL_INCLUDE_ERTS": str(runtime.erts_dir), "XREL_TARGET_OS": target.os,
+                     "XREL_RELEASE_INFO": str(ws.root.parent / "release-info.json")}
+            if mix_target:
+                extra["MIX_TARGET"] = mix_target
+            extra.update(local_deps_env(project.deps, target))
+            env = mix_env_vars(ws.project, project.mix_env, extra)
+            notes += compile_precompiled_deps(project, ws, target, env, log)
+            # assembled beside its final place and moved there only when it passed inspection
+            staging = release_dir.with_name(f".{release_dir.name}.partial")
             remove(staging)
-            raise
-        remove(release_dir)
-        os.replace(staging, release_dir)
-    version = release_version(release_dir)
-    tarball = out / f"{release}-{version}-{target.id}.tar.gz"
-    with progress.step(f"{label} tarball"):
-        sha = assemble.write_tarball(release_dir, tarball)
-    result = TargetResult(
-        target=target.id, release_dir=str(release_dir), tarball=str(tarball), sha256=sha,
-        otp_version=runtime.otp_version, erts_version=runtime.erts_version, nif_version=runtime.nif_version,
-        runtime=runtime.to_dict(), glibc_floor=report.glibc_floor,
-        native_files=[{"path": f.path, **f.info} for f in report.files], needed_libraries=report.needed,
-        seconds=round(time.monotonic() - start, 2), notes=notes,
-    )
-    record.write_text(json.dumps({"inputs": inputs, "release": stat_fingerprint(release_dir),
-                                  "result": asdict(result)}))
-    return result, ws
+            Path(extra["XREL_RELEASE_INFO"]).unlink(missing_ok=True)
+            try:
+                run_mix(["release", release, "--overwrite", "--path", str(staging)], ws.project, env, log,
+                        f"building the release for {target}")
+                notes += finish_release(staging, target, runtime, host, Path(extra["XREL_RELEASE_INFO"]))
+                with progress.step(f"{label} inspect"):
+                    report = inspect_tree(staging, target)
+                    explain(report, project)
+                    report.raise_for_problems(f"the release for {target}")
+            except BaseException:
+                remove(staging)
+                raise
+            remove(release_dir)
+            os.replace(staging, release_dir)
+        version = release_version(release_dir)
+        tarball = out / f"{release}-{version}-{target.id}.tar.gz"
+        with progress.step(f"{label} tarball"):
+            sha = assemble.write_tarball(release_dir, tarball)
+        result = TargetResult(
+            target=target.id, release_dir=str(release_dir), tarball=str(tarball), sha256=sha,
+            otp_version=runtime.otp_version, erts_version=runtime.erts_version, nif_version=runtime.nif_version,
+            runtime=runtime.to_dict(), glibc_floor=report.glibc_floor,
+            native_files=[{"path": f.path, **f.info} for f in report.files], needed_libraries=report.needed,
+            seconds=round(time.monotonic() - start, 2), notes=notes,
+        )
+        record.write_text(json.dumps({"inputs": inputs, "release": stat_fingerprint(release_dir),
+                                      "result": asdict(result)}))
+        return result, ws
 
 
 def finish_release(release_dir: Path, target: Target, runtime: Runtime, host: HostErlang,
@@ -335,5 +338,6 @@ def build(project_dir: str | Path = ".", targets: list[str | Target] = ("host",)
     entries = [{"target": r.target, "file": Path(r.tarball).name, "sha256": r.sha256, "otp": r.otp_version,
                 "erts": r.erts_version, "nif": r.nif_version, "runtime_source": r.runtime.get("source"),
                 "runtime_sha256": r.runtime.get("sha256"), "glibc_floor": r.glibc_floor} for r in results]
-    manifest = assemble.update_manifest(out_dir, project.name, name, version, entries)
+    with cache.locked("builds", "manifest-" + hashlib.sha256(str(out_dir).encode()).hexdigest()[:16]):
+        manifest = assemble.update_manifest(out_dir, project.name, name, version, entries)
     return BuildResult(project.name, name, version, str(out_dir), str(manifest), results)
