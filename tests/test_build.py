@@ -175,3 +175,17 @@ def test_include_erts_false_is_honoured_and_said(tmp_path):
     t = result.targets[0]
     assert not list(Path(t.release_dir).glob("erts-*"))
     assert any("include_erts: false" in n and "OTP 25" in n for n in t.notes)
+
+
+def test_two_builds_of_one_project_at_once_both_succeed(tmp_path):
+    root = copy_fixtures(tmp_path, "nif_make")
+    project = root / "nif_make"
+    cmd = ["xrel", "-q", "build", str(project), "-t", "arm-linux-gnueabihf", "--json"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    shas = {json.loads(out)["targets"][0]["sha256"] for out, _err in outs}
+    tarball = project / "_build" / "xrel" / "nif_make-0.1.0-arm-linux-gnueabihf.tar.gz"
+    assert hashlib.sha256(tarball.read_bytes()).hexdigest() in shas
+    with tarfile.open(tarball) as tar:
+        assert "bin/nif_make" in tar.getnames()
