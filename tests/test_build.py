@@ -189,3 +189,17 @@ def test_two_builds_of_one_project_at_once_both_succeed(tmp_path):
     assert hashlib.sha256(tarball.read_bytes()).hexdigest() in shas
     with tarfile.open(tarball) as tar:
         assert "bin/nif_make" in tar.getnames()
+
+
+def test_the_readme_library_example_runs(tmp_path):
+    """The API example in README.md, executed as written (on a fixture project)."""
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Library API"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    project = copy_fixtures(tmp_path, "nif_make") / "nif_make"
+    scope: dict = {}
+    exec(code.replace('"path/to/project"', repr(str(project))), scope)  # noqa: S102
+    assert scope["report"].ok and scope["smoke"].ok and scope["rt"].otp_version.startswith("25.")
+    assert [r.target for r in scope["result"].targets] == ["arm-linux-gnueabihf", "aarch64-linux-gnu"]
