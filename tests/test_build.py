@@ -203,3 +203,14 @@ def test_the_readme_library_example_runs(tmp_path):
     exec(code.replace('"path/to/project"', repr(str(project))), scope)  # noqa: S102
     assert scope["report"].ok and scope["smoke"].ok and scope["rt"].otp_version.startswith("25.")
     assert [r.target for r in scope["result"].targets] == ["arm-linux-gnueabihf", "aarch64-linux-gnu"]
+
+
+def test_mix_target_selects_deps_and_build_dirs(tmp_path):
+    root = copy_fixtures(tmp_path, "nerves_style", "nif_make")
+    project = root / "nerves_style"
+    plain = xrel.build(project, ["arm-linux-gnueabihf", "aarch64-linux-gnu"], out=tmp_path / "plain")
+    assert not list(Path(plain.targets[0].release_dir).glob("lib/nif_make-*"))
+    pi = xrel.build(project, ["arm-linux-gnueabihf", "aarch64-linux-gnu"], mix_target="rpi3", out=tmp_path / "pi")
+    for t, arch in zip(pi.targets, ("arm", "aarch64")):
+        nif = next(Path(t.release_dir).glob("lib/nif_make-*/priv/fixture_nif.so"))
+        assert marker(nif).startswith(f"xrel-fixture:arch={arch}:")

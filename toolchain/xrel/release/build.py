@@ -136,7 +136,7 @@ def _up_to_date(record: Path, inputs: str, release_dir: Path) -> dict | None:
 def forget_native_outputs(project: Project, ws: Workspace) -> None:
     """In a tree seeded from another target: make mix rebuild every native or target-baking
     app (their build dirs go), and drop the project's own native outputs."""
-    lib = ws.build_dir / project.mix_env / "lib"
+    lib = ws.build_dir / project.build_subdir / "lib"
     for app in project.deps:
         if app.native or app.recompile_per_target:
             shutil.rmtree(lib / app.name, ignore_errors=True)
@@ -159,7 +159,7 @@ def compile_precompiled_deps(project: Project, ws: Workspace, target: Target, en
         extra = app.env_for(target)
         # a dep with its own env always compiles here (incrementally): if it changed, `mix release`
         # would otherwise recompile it without that env (a precompiled dep would fetch the host's)
-        if not extra and (ws.build_dir / project.mix_env / "lib" / app.name / "ebin" / f"{app.name}.app").is_file():
+        if not extra and (ws.build_dir / project.build_subdir / "lib" / app.name / "ebin" / f"{app.name}.app").is_file():
             continue
         if app.precompiler:  # failures named per dep and target; elixir_make's source fallback noted
             notes += precompiled.compile_dep(app, ws.project, target, {**env, **extra}, log)
@@ -239,8 +239,8 @@ def build_target(project: Project, target: Target, release: str, out: Path, *, o
                                          "notes": ["up to date: nothing changed since the last build"]})
                 return result, ws
             record.unlink(missing_ok=True)
-            if seed is not None and not (ws.build_dir / project.mix_env).exists():
-                ws.relink_from(seed, project.mix_env)
+            if seed is not None and not (ws.build_dir / project.build_subdir).exists():
+                ws.relink_from(seed, project.build_subdir)
                 forget_native_outputs(project, ws)
             extra = {**tc.env(), **rust.cargo_env(project, target, ws), **precompiled.cache_env(),
                      "XREL_INCLUDE_ERTS": str(runtime.erts_dir), "XREL_TARGET_OS": target.os,
@@ -319,7 +319,7 @@ def build(project_dir: str | Path = ".", targets: list[str | Target] = ("host",)
         raise UsageError("no target given", "pass --target, e.g. --target aarch64-linux-gnu")
     if otp:
         check_requested_otp(otp, host_erlang())
-    project = load_project(Path(project_dir), mix_env)
+    project = load_project(Path(project_dir), mix_env, mix_target)
     refuse_broken_targets(project.apps, parsed)
     name = project.release_name(release)
     rust.check(project, parsed)

@@ -84,6 +84,12 @@ class Project:
     mix_env: str
     info: dict
     apps: list[App] = field(default_factory=list)  # the project itself first, then its deps
+    mix_target: str | None = None
+
+    @property
+    def build_subdir(self) -> str:
+        """mix's `_build/<dir>`: `<env>`, or `<target>_<env>` when MIX_TARGET is set."""
+        return f"{self.mix_target}_{self.mix_env}" if self.mix_target and self.mix_target != "host" else self.mix_env
 
     @property
     def name(self) -> str:
@@ -134,16 +140,17 @@ def _info_inputs(path: Path, dep_paths: list[str]) -> dict[str, str]:
     return stamps
 
 
-def _info_cache_file(path: Path, mix_env: str) -> Path:
+def _info_cache_file(path: Path, mix_env: str, mix_target: str | None) -> Path:
     from .workspace import project_key
 
-    return cache.area("builds") / project_key(path, mix_env) / "project-info.json"
+    name = f"project-info-{mix_target}.json" if mix_target else "project-info.json"
+    return cache.area("builds") / project_key(path, mix_env) / name
 
 
-def _cached_info(path: Path, mix_env: str) -> dict | None:
+def _cached_info(path: Path, mix_env: str, mix_target: str | None) -> dict | None:
     """The last `mix xrel.info` answer, if none of its inputs changed (saves a mix start)."""
     try:
-        saved = json.loads(_info_cache_file(path, mix_env).read_text())
+        saved = json.loads(_info_cache_file(path, mix_env, mix_target).read_text())
     except (OSError, ValueError):
         return None
     info = saved.get("info", {})
@@ -157,12 +164,15 @@ def _cached_info(path: Path, mix_env: str) -> dict | None:
     return None
 
 
-def _ask_mix(path: Path, mix_env: str) -> dict:
+def _ask_mix(path: Path, mix_env: str, mix_target: str | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="xrel-info-") as tmp:
         out = Path(tmp) / "info.json"
-        env = mix_env_vars(path, mix_env, {"XREL_INFO_OUT": str(out),
-                                           # nothing is built: keep mix's build dir out of the user's tree
-                                           "MIX_BUILD_PATH": str(Path(tmp) / "build")})
+        extra = {"XREL_INFO_OUT": str(out),
+                 # nothing is built: keep mix's build dir out of the user's tree
+                 "MIX_BUILD_PATH": str(Path(tmp) / "build")}
+        if mix_target:
+            extra["MIX_TARGET"] = mix_target  # it selects deps (Nerves-style `targets:`)
+        env = mix_env_vars(path, mix_env, extra)
         proc = subprocess.run(["mix", "xrel.info"], cwd=path, env=env, capture_output=True, text=True,
                               stdin=subprocess.DEVNULL)
         if proc.returncode != 0 or not out.exists():
@@ -172,23 +182,23 @@ def _ask_mix(path: Path, mix_env: str) -> dict:
         info = json.loads(out.read_text())
     record = {"info": info, "elixir": info.get("elixir"), "mix": shutil.which("mix"),
               "inputs": _info_inputs(path, [d["path"] for d in info["deps"]])}
-    cache_file = _info_cache_file(path, mix_env)
+    cache_file = _info_cache_file(path, mix_env, mix_target)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     cache_file.write_text(json.dumps(record))
     return info
 
 
-def load_project(path: Path, mix_env: str = "prod") -> Project:
+def load_project(path: Path, mix_env: str = "prod", mix_target: str | None = None) -> Project:
     """Check the project and read its apps and deps (nothing is written into it)."""
     path = Path(path).resolve()
     if not (path / "mix.exs").is_file():
         raise UsageError(f"no mix.exs in {path}", "run xrel in a mix project or pass its directory")
     for tool in ("erl", "elixir", "mix"):
         require(tool, ERLANG_HINT)
-    info = _cached_info(path, mix_env) or _ask_mix(path, mix_env)
+    info = _cached_info(path, mix_env, mix_target) or _ask_mix(path, mix_env, mix_target)
     missing = [d["app"] for d in info["deps"] if not d["exists"]]
     if missing:
         raise UsageError(f"dependencies not fetched: {', '.join(missing)}", "run `mix deps.get` first")
     apps = [classify(info.get("app") or path.name, path)]
     apps += [classify(d["app"], Path(d["path"]), d["scm"]) for d in info["deps"]]
-    return Project(path, mix_env, info, apps)
+    return Project(path, mix_env, info, apps, mix_target)
