@@ -104,6 +104,8 @@ def build_cmd(project_dir, targets, otp, source, release, out, mix_env, mix_targ
     for t in result.targets:
         floor = f", glibc >= {t.glibc_floor}" if t.glibc_floor else ""
         click.echo(f"{t.target:<24} {t.tarball}  (OTP {t.otp_version}{floor}, {t.seconds:.1f}s)")
+        for note in t.notes:
+            click.echo(f"{'':<24} note: {note}")
     click.echo(f"manifest: {result.manifest}")
 
 
