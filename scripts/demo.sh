@@ -4,7 +4,8 @@
 # the NIF reports from the emulated CPU.  Usage: scripts/demo.sh [TARGET]   (default: armhf)
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-"$here/scripts/setup.sh"
+venv=$("$here/scripts/setup.sh")
+export PATH="$venv/bin:$PATH"   # xrel as installed in the project's venv
 
 target="${1:-arm-linux-gnueabihf}"
 work="$(mktemp -d -t xrel-demo-XXXXXX)"

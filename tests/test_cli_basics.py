@@ -180,10 +180,20 @@ def test_user_errors_are_one_line_with_exit_2(args, expected, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_debug_shows_the_traceback(tmp_path):
-    result = xrel("--debug", "zig-env", "nonsense", env=cache_env(tmp_path / "cache"))
-    assert result.returncode == 2
-    assert "Traceback" in result.stderr and "xrel: error: unknown target 'nonsense'" in result.stderr
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_global_options_before_or_after_the_subcommand(where, tmp_path):
+    env = cache_env(tmp_path / "cache")
+    def run(*options):
+        args = [*options, "zig-env", "armhf"] if where == "before" else ["zig-env", "armhf", *options]
+        return xrel(*args, env=env)
+    loud, quiet = run(), run("-q")
+    assert loud.returncode == quiet.returncode == 0, quiet.stderr
+    assert "xrel: note: no runtime for arm-linux-gnueabihf is cached" in loud.stderr
+    assert quiet.stderr == "" and quiet.stdout == loud.stdout
+    failed = xrel(*(["--debug", "zig-env", "nonsense"] if where == "before" else ["zig-env", "nonsense", "--debug"]),
+                  env=env)
+    assert failed.returncode == 2
+    assert "Traceback" in failed.stderr and "xrel: error: unknown target 'nonsense'" in failed.stderr
 
 
 # -- entry points ----------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from xrel import apt
+from xrel.errors import MissingToolError
 from xrel.runtimes.debian import compare_versions
 from xrel.sysroot import closure, package_for
 
@@ -70,3 +71,31 @@ def test_sysroot_closure_follows_library_dependencies_only():
         "libzstd1": [{}],
     }
     assert closure({"libssl3", "libsystemd0"}, index) == ["libc6", "libgcc-s1", "libssl3", "libsystemd0", "libzstd1"]
+
+
+def _ubuntu_sources(tmp_path, monkeypatch):
+    """An Ubuntu host: its apt sources name only Ubuntu's archive, signed by Ubuntu's key."""
+    (tmp_path / "ubuntu.sources").write_text(
+        "Types: deb\nURIs: http://archive.ubuntu.example/ubuntu/\nSuites: noble noble-updates\n"
+        "Components: main universe\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n")
+    monkeypatch.setattr(apt, "SOURCES_FILES", (str(tmp_path / "*.sources"),))
+    monkeypatch.delenv("XREL_DEBIAN_URL", raising=False)
+    monkeypatch.delenv("XREL_DEBIAN_SECURITY_URL", raising=False)
+
+
+def test_no_debian_mirror_falls_back_to_debians_own(tmp_path, monkeypatch, capsys):
+    _ubuntu_sources(tmp_path, monkeypatch)
+    keyring = tmp_path / "debian-archive-keyring.gpg"
+    keyring.write_bytes(b"keyring")
+    monkeypatch.setattr(apt, "DEFAULT_KEYRING", str(keyring))
+    assert apt.system_mirrors() == []
+    assert apt.mirror() == apt.Mirror("http://deb.debian.org/debian", str(keyring), False)
+    assert apt.mirror(security=True) == apt.Mirror("http://deb.debian.org/debian-security", str(keyring), True)
+    assert "no Debian mirror in the system's apt sources; using http://deb.debian.org/debian" in capsys.readouterr().err
+
+
+def test_no_debian_mirror_and_no_keyring_names_the_package(tmp_path, monkeypatch):
+    _ubuntu_sources(tmp_path, monkeypatch)
+    monkeypatch.setattr(apt, "DEFAULT_KEYRING", str(tmp_path / "missing.gpg"))
+    with pytest.raises(MissingToolError, match="apt-get install debian-archive-keyring"):
+        apt.mirror()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -29,3 +31,16 @@ def test_wheel_installs_and_finds_its_recipes(tmp_path):
                          env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(site / "xrel" / "_recipes"), "12"]
+
+
+@pytest.mark.skipif(not os.environ.get("CI"), reason="CI only: a developer may test an editable install")
+def test_ci_tests_the_installed_wheel_not_the_source_tree():
+    """scripts/setup.sh installs a wheel of the checkout; CI must test that, so a module or data
+    file left out of the wheel fails the suite instead of being found in the source tree."""
+    import xrel
+
+    package = Path(xrel.__file__).resolve().parent
+    assert ROOT / "toolchain" not in package.parents, f"xrel imported from the source tree: {package}"
+    assert (package / "_recipes" / "targets.toml").is_file()
+    direct_url = json.loads(next(package.parent.glob("xrel-*.dist-info/direct_url.json")).read_text())
+    assert "archive_info" in direct_url and direct_url["url"].endswith(".whl"), direct_url

@@ -23,7 +23,6 @@ from pathlib import Path
 from otp_tree import stub_binaries
 from xrel.hostenv import host_erlang
 
-HOST_OTP = Path("/usr/lib/erlang")
 BOOT_FILES = ("start_clean", "start_sasl", "no_dot_erlang", "start")
 INSTALL_SH = """#!/bin/sh
 # Install [-cross] [-minimal|-sasl] <ERL_ROOT>  (erts/etc/unix/Install.src, placeholders substituted)
@@ -42,6 +41,69 @@ REL=%s
 echo "would install into $ERL_ROOT" >&2
 exit 1
 """
+# The templates a `make release` tree carries in erts-<V>/bin (erts/etc/unix/*.src.src with the
+# build's values in and %FINAL_ROOTDIR% / %EMU% left for Install), written here, not read off a host.
+SCRIPT_TEMPLATES = {
+    "erl.src": """#!/bin/sh
+prog="$0"
+progdir=`dirname "${prog}"`
+dyn_erl_path="${progdir}/../erts-@VSN@/bin/dyn_erl"
+if [ ! -f "$dyn_erl_path" ]
+then
+    dyn_erl_path="${progdir}/dyn_erl"
+fi
+if [ -f "$dyn_erl_path" ]
+then
+    dyn_rootdir=`"${dyn_erl_path}" --realpath`
+    dyn_rootdir=`dirname "${dyn_rootdir}"`
+    dyn_rootdir=`dirname "${dyn_rootdir}"`
+else
+    dyn_rootdir=""
+fi
+if [ -z "$ERL_ROOTDIR" ]
+then
+    ROOTDIR="%FINAL_ROOTDIR%"
+    if [ "$dyn_rootdir" != "$ROOTDIR" ] && [ "$dyn_rootdir" != "" ]
+    then
+        ROOTDIR="$dyn_rootdir"
+    fi
+else
+    ROOTDIR="$ERL_ROOTDIR"
+fi
+BINDIR="$ROOTDIR/erts-@VSN@/bin"
+EMU=beam
+PROGNAME=`basename "$0"`
+export EMU
+export ROOTDIR
+export BINDIR
+export PROGNAME
+exec "$BINDIR/erlexec" ${1+"$@"}
+""",
+    "start.src": """#!/bin/sh
+ROOTDIR="%FINAL_ROOTDIR%"
+if [ -z "$RELDIR" ]
+then
+   RELDIR=$ROOTDIR/releases
+fi
+START_ERL_DATA=${1:-$RELDIR/start_erl.data}
+$ROOTDIR/bin/run_erl -daemon /tmp/ $ROOTDIR/log "exec $ROOTDIR/bin/start_erl $ROOTDIR $RELDIR $START_ERL_DATA"
+""",
+    "start_erl.src": """#!/bin/sh
+ROOTDIR=$1
+shift
+RELDIR=$1
+shift
+DataFile=$1
+shift
+ERTS_VSN=`awk '{print $1}' $DataFile`
+VSN=`awk '{print $2}' $DataFile`
+BINDIR=$ROOTDIR/erts-$ERTS_VSN/bin
+EMU=%EMU%
+PROGNAME=`echo $0 | sed 's/.*\\///'`
+export EMU ROOTDIR BINDIR PROGNAME RELDIR
+exec $BINDIR/erlexec -boot $RELDIR/$VSN/start -config $RELDIR/$VSN/sys ${1+"$@"}
+""",
+}
 
 
 def erts_name(tree: Path) -> str:
@@ -58,7 +120,8 @@ def retag(tree: Path, version: str) -> None:
 
 
 def _host_release_dir() -> Path:
-    return HOST_OTP / "releases" / host_erlang().otp_release
+    """The host OTP's boot files (start_clean.boot, ...), from the installation `erl` runs."""
+    return host_erlang().root / "releases" / host_erlang().otp_release
 
 
 def _app_versions(tree: Path, names: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -75,10 +138,8 @@ def hex_uninstalled(installed: Path, dest: Path, version: str, target: str) -> P
     erts = erts_name(dest)
     vsn = erts.split("-", 1)[1]
     bindir = dest / erts / "bin"
-    host_bin = HOST_OTP / f"erts-{host_erlang().erts_version}" / "bin"
-    for template in ("erl.src", "start.src", "start_erl.src"):  # the real templates, %FINAL_ROOTDIR% kept
-        text = (host_bin / template).read_text().replace(host_erlang().erts_version, vsn)
-        (bindir / template).write_text(text)
+    for template, text in SCRIPT_TEMPLATES.items():  # %FINAL_ROOTDIR% kept for Install
+        (bindir / template).write_text(text.replace("@VSN@", vsn))
     exe, _lib = stub_binaries(target)
     # dyn_erl is left out: the real one prints the root, these stubs print nothing
     for name in ("run_erl", "to_erl", "ct_run", "dialyzer", "typer", "erl_call"):

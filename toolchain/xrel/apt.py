@@ -6,6 +6,7 @@ cache and source list, reusing the system's mirror and keyrings so apt still che
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import re
@@ -17,11 +18,12 @@ from pathlib import Path
 
 from . import cache, progress
 from .archive import parse_rfc822
-from .errors import DownloadError, MissingToolError, NotAvailableError, UsageError
+from .errors import DownloadError, MissingToolError, NotAvailableError
 
 SOURCES_FILES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d/*.list", "/etc/apt/sources.list.d/*.sources")
 DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 INDEX_MAX_AGE = 6 * 3600
+OFFICIAL_MIRROR = "http://deb.debian.org/debian"  # the fallback; apt checks the signed indexes
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,24 @@ def mirror(security: bool = False) -> Mirror:
     if security:
         main = mirror(False)
         return Mirror(main.uri.rsplit("/", 1)[0] + "/debian-security", main.keyring, True)
-    raise UsageError("no Debian mirror found in the system's apt sources",
-                     "set XREL_DEBIAN_URL to a Debian mirror, e.g. http://deb.debian.org/debian")
+    return _official_mirror()
+
+
+def _official_mirror() -> Mirror:
+    """Debian's own mirror, for hosts whose apt sources name none (Ubuntu, a Debian derivative)."""
+    if not Path(DEFAULT_KEYRING).is_file():
+        raise MissingToolError(f"no Debian mirror in the system's apt sources, and no Debian archive keyring at "
+                               f"{DEFAULT_KEYRING} to verify {OFFICIAL_MIRROR}",
+                               "install it (apt-get install debian-archive-keyring), or set XREL_DEBIAN_URL "
+                               "and XREL_DEBIAN_KEYRING")
+    _note_once(f"xrel: note: no Debian mirror in the system's apt sources; using {OFFICIAL_MIRROR} "
+               "(set XREL_DEBIAN_URL to choose another)")
+    return Mirror(OFFICIAL_MIRROR, DEFAULT_KEYRING, False)
+
+
+@functools.lru_cache(maxsize=None)
+def _note_once(message: str) -> None:
+    progress.note(message)
 
 
 def require_apt() -> str:

@@ -40,21 +40,36 @@ def emit_json(data) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
+def _set_debug(_ctx, _param, value: bool) -> None:
+    if value:
+        Context.debug = True
+
+
+def _set_quiet(_ctx, _param, value: bool) -> None:
+    if value:
+        progress.set_quiet(True)
+
+
+def global_options(func):
+    """--debug and -q, taken before the subcommand (`xrel -q build`) or after it (`xrel build -q`)."""
+    func = click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
+                        help="Show tracebacks for errors.")(func)
+    return click.option("-q", "--quiet", is_flag=True, expose_value=False, is_eager=True, callback=_set_quiet,
+                        help="No progress output.")(func)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@global_options
 @click.version_option(package_name="xrel")
-def main(debug: bool, quiet: bool) -> None:
+def main() -> None:
     """Cross-build Elixir/Erlang releases for any target, with zig and prebuilt OTP runtimes."""
-    Context.debug = debug
-    progress.set_quiet(quiet)
 
 
-def command(*args, **kwargs):
-    """A subcommand whose XrelErrors become one-line messages."""
+def command(*args, group: click.Group = main, **kwargs):
+    """A subcommand (of `group`) that takes the global options and whose XrelErrors become one-line messages."""
 
     def decorate(func):
-        return main.command(*args, **kwargs)(_run(func))
+        return group.command(*args, **kwargs)(global_options(_run(func)))
 
     return decorate
 

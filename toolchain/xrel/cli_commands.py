@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from . import doctor as doctor_mod
-from . import qemu
+from . import progress, qemu
 from .cli import command, emit_json
 from .errors import NotAvailableError
 from .targets import Target, all_targets, host_target
@@ -57,8 +57,8 @@ def zig_env(target: str, fmt: str, otp: str | None, source: str | None, otp_root
     env = render_env(tc.env(), fmt)
     if tc.otp is None and parsed.name != host_target().name:
         # stderr: `eval "$(xrel zig-env ...)"` only reads stdout
-        click.echo(f"xrel: note: no runtime for {parsed.id} is cached, so ERTS_INCLUDE_DIR & co. are not set "
-                   f"and host Erlang headers will be refused (run `{fetch}` or pass --otp-root)", err=True)
+        progress.note(f"xrel: note: no runtime for {parsed.id} is cached, so ERTS_INCLUDE_DIR & co. are not set "
+                      f"and host Erlang headers will be refused (run `{fetch}` or pass --otp-root)")
     click.echo(env)
 
 

@@ -7,7 +7,7 @@ import difflib
 import click
 
 from . import cache
-from .cli import _run, command, emit_json, main
+from .cli import command, emit_json, global_options, main
 from .errors import NotAvailableError, UsageError, XrelError
 from .targets import Target
 
@@ -68,15 +68,13 @@ def otp_versions(target: str, source: str | None, offline: bool, as_json: bool) 
 
 
 @main.group("cache")
+@global_options
 def cache_group() -> None:
     """List and clean xrel's cache ($XREL_CACHE_DIR, else the platform's user cache dir)."""
 
 
 def _cache_command(name: str):
-    def decorate(func):
-        return cache_group.command(name)(_run(func))
-
-    return decorate
+    return command(name, group=cache_group)
 
 
 def _entry_row(entry: cache.Entry) -> dict:

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs one benchmark with xrel as installed in the project's venv (set up by scripts/setup.sh):
+#   scripts/bench.sh build [--runs 3]      scripts/bench_build.py
+#   scripts/bench.sh fetch [--runs 15]     scripts/bench_fetch.py
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+name="${1:?usage: scripts/bench.sh build|fetch [ARGS...]}"; shift
+venv=$("$here/scripts/setup.sh")
+export PATH="$venv/bin:$PATH"
+exec "$venv/bin/python" "$here/scripts/bench_$name.py" "$@"
