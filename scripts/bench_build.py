@@ -18,7 +18,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,8 +27,9 @@ HERE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE / "tests"))
 
 import xrel  # noqa: E402
-from xrel import cache, progress  # noqa: E402
 from helpers import copy_fixtures, host_release  # noqa: E402
+from xrel import progress
+from xrel.storage import cache  # noqa: E402
 
 ONE = ["arm-linux-gnueabihf"]
 THREE = ["arm-linux-gnueabihf", "aarch64-linux-gnu", "x86_64-linux-gnu"]

@@ -16,11 +16,11 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from xrel.errors import XrelError
-from xrel.hostenv import host_erlang
+from xrel.host import host_erlang
 from xrel.runtimes import fetch_runtime
 from xrel.runtimes.normalize import METADATA
 

@@ -39,7 +39,7 @@ def apt_reachable() -> bool:
     try:
         import requests
 
-        from xrel import apt
+        from xrel.debian import apt
 
         return requests.head(f"{apt.mirror().uri}/dists/bookworm/InRelease", timeout=10).status_code < 500
     except Exception:

@@ -15,22 +15,22 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from xrel import binaries
-from xrel.hostenv import host_erlang
+from xrel.host import host_erlang
+from xrel.inspection import binaries
 from xrel.targets import Target
-from xrel.toolchain import Toolchain
+from xrel.zig.toolchain import ZigToolchain
 
 _EXE = "int main(int argc, char **argv) { (void)argc; (void)argv; return 0; }\n"
 _LIB = "int xrel_test_stub(void) { return 42; }\n"
 ERTS_PROGRAMS = ("beam.smp", "erlexec", "erl_child_setup", "epmd", "inet_gethost", "heart", "escript", "erlc")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def stub_binaries(target_name: str) -> tuple[Path, Path]:
     """(executable, shared library) built by zig for the target, cached per test session."""
     target = Target.parse(target_name)
     out = Path(tempfile.mkdtemp(prefix=f"xrel-stub-{target.name}-"))
-    env = Toolchain(target).env()
+    env = ZigToolchain(target).env()
     (out / "exe.c").write_text(_EXE)
     (out / "lib.c").write_text(_LIB)
     exe = out / ("stub.exe" if target.os == "windows" else "stub")

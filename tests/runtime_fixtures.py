@@ -32,31 +32,31 @@ def _fresh(name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=_WORK)) / "otp"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def installed_tree(target: str, small: bool = False) -> Path:
     """An installed OTP root for `target` with zig-built binaries (do not modify it)."""
     return build_otp_tree(target, _fresh(f"tree-{target}"), apps=SMALL_APPS if small else RELEASE_APPS)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hex_tarball(target: str, version: str, small: bool = True) -> bytes:
     tree = layouts.hex_uninstalled(installed_tree(target, small), _fresh("hex"), version, target)
     return layouts.tar_gz(tree, top=f"OTP-{version}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def otp_builds_tarball(target: str, version: str, small: bool = True) -> bytes:
     tree = layouts.otp_builds_installed(installed_tree(target, small), _fresh("mac"), version, MAC_TRIPLE[target])
     return layouts.tar_gz(tree)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def windows_zip(version: str, small: bool = True) -> bytes:
     tree = layouts.windows_installed(installed_tree("x86_64-windows", small), _fresh("win"), version)
     return layouts.zip_bytes(tree)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _server() -> Upstream:
     return Upstream()
 

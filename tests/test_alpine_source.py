@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from alpine_repo import Package, Signer, alpine_layout, gz, index, tar_of
 from otp_tree import RELEASE_APPS, build_otp_tree
-from xrel import binaries
 from xrel.errors import InspectionError, NotAvailableError, UsageError, VerificationError
-from xrel.hostenv import host_erlang
+from xrel.host import host_erlang
+from xrel.inspection import binaries
 from xrel.runtimes import fetch_runtime, list_offers
 from xrel.runtimes.alpine import SOURCE, so_depends, trusted_keys
 from xrel.runtimes.apk import identity_digest, parse_index
@@ -54,7 +54,7 @@ def musl_exe(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("musl-exe")
     (out / "main.c").write_text("int main(void) { return 0; }\n")
-    cc = xrel.toolchain(TARGET).env()["CC"]
+    cc = xrel.zig_toolchain(TARGET).env()["CC"]
     subprocess.run([cc, "-O1", "-dynamic", str(out / "main.c"), "-o", str(out / "beam")], check=True)
     return out / "beam"
 
@@ -335,7 +335,7 @@ def test_offline_uses_the_cached_index_only(standard, isolated_cache):
 
 
 def _xrel(*args: str) -> subprocess.CompletedProcess:
-    from xrel.cli import main
+    from xrel.cli.app import main
 
     if "fetch-erts" not in main.commands:
         pytest.skip("the fetch-erts command is not there yet")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from xrel.archive import UnsafeArchive, extract_deb, extract_tar, extract_zip, gzip_members, gunzip
+from xrel.storage.archive import UnsafeArchive, extract_deb, extract_tar, extract_zip, gunzip, gzip_members
 
 
 def tar_bytes(members: list[tarfile.TarInfo | tuple[str, bytes]]) -> bytes:

@@ -10,8 +10,8 @@ import tarfile
 
 import pytest
 
-from xrel.release.assemble import parallel_gzip, write_tarball
 from conftest import have
+from xrel.release.assemble import parallel_gzip, write_tarball
 
 
 @pytest.mark.parametrize("size", [0, 1, 1000, (1 << 20) - 1, 1 << 20, 3 * (1 << 20) + 12345])

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import xrel
-from xrel import binaries
-from xrel.errors import InspectionError, UsageError
 from conftest import needs_apt, needs_make, needs_mix
 from helpers import copy_fixtures, host_release, marker, tree_digest
+from xrel.errors import InspectionError, UsageError
+from xrel.inspection import binaries
 
 pytestmark = [needs_mix, needs_make, needs_apt, pytest.mark.slow]
 

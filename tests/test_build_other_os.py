@@ -11,13 +11,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+import upstream_layouts as layouts
 import xrel
-from xrel import binaries
 from alpine_repo import Package, Signer, alpine_layout, index
 from conftest import needs_make, needs_mix
 from helpers import copy_fixtures
-import upstream_layouts as layouts
 from runtime_fixtures import MAC_TRIPLE, installed_tree, otp_builds_tarball, windows_zip
+from xrel.inspection import binaries
 
 pytestmark = [needs_mix, needs_make, pytest.mark.slow]
 
@@ -56,8 +56,8 @@ def test_macos_release(project, upstream, target, machine):
     assert {i.machine for i in found.values()} == {machine}
     assert found["fixture_nif.so"].macos_min == "11.0.0"
     # Mach-O files are shipped exactly as linked (arm64 code signatures must stay valid)
-    from xrel.cache import cache_root
     from xrel.release.workspace import project_key
+    from xrel.storage.cache import cache_root
 
     trees = cache_root() / "builds" / project_key(project, "prod") / "prod"
     built = next(trees.glob(f"{t.target}-otp_builds-*/root/**/_build/prod/lib/nif_make/priv/fixture_nif.so"))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from xrel import qemu
+from xrel.emulate import qemu
 from xrel.targets import Target, all_targets, host_target
-from xrel.zig import find_zig
+from xrel.zig.locate import find_zig
 
 TOOL_VARS = ("CC", "CXX", "AR", "RANLIB", "STRIP", "CMAKE_TOOLCHAIN_FILE")
 PRECOMPILER_VARS = ("TARGET_ARCH", "TARGET_VENDOR", "TARGET_OS", "TARGET_ABI")

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import xrel
-from xrel import binaries
-from xrel.errors import NotAvailableError
 from conftest import needs_apt
+from xrel.errors import NotAvailableError
+from xrel.inspection import binaries
 
 pytestmark = [needs_apt, pytest.mark.slow]
 

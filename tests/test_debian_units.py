@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from xrel import apt
+from xrel.debian import apt
+from xrel.debian.sysroot import closure, package_for
 from xrel.errors import MissingToolError
 from xrel.runtimes.debian import compare_versions
-from xrel.sysroot import closure, package_for
 
 
 @pytest.mark.parametrize("a,b,expected", [

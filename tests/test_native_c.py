@@ -20,14 +20,16 @@ from types import SimpleNamespace
 import pytest
 
 import xrel
-from xrel import binaries, cache, recipes
-from xrel.errors import InspectionError, UsageError
-from xrel.release.mix import load_project
-from xrel.release.native import classify
-from xrel.release.workspace import project_key
 from conftest import have, needs_apt, needs_make, needs_mix
 from helpers import FIXTURES, copy_fixtures, marker, tree_digest
 from test_run import runnable
+from xrel import recipes
+from xrel.errors import InspectionError, UsageError
+from xrel.inspection import binaries
+from xrel.release.mix import load_project
+from xrel.release.native import classify
+from xrel.release.workspace import project_key
+from xrel.storage import cache
 
 pytestmark = [needs_mix, needs_make, needs_apt, pytest.mark.slow,
               pytest.mark.skipif(not have("cmake"), reason="cmake is not installed: apt-get install cmake"),
@@ -292,7 +294,7 @@ def test_recipe_drop_flags_make_the_package_build(recipe_zoo, tmp_path):
         assert {"dropped -msse2 (recipe drop_flags)", "dropped -mfpmath=sse (recipe drop_flags)"} <= set(call["notes"])
         assert "-msse2" not in call["cmd"]
     # without the recipe, zig refuses the flags: the entry is what makes the package build
-    cc = xrel.toolchain("arm-linux-gnueabihf").env()["CC"]
+    cc = xrel.zig_toolchain("arm-linux-gnueabihf").env()["CC"]
     (tmp_path / "x.c").write_text("int x;\n")
     args = [cc, "-msse2", "-mfpmath=sse", "-c", str(tmp_path / "x.c"), "-o", str(tmp_path / "x.o")]
     plain = subprocess.run(args, capture_output=True, text=True)

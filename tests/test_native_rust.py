@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 
 import xrel
-from xrel import binaries
-from xrel.errors import BuildError, MissingToolError
-from xrel.release.workspace import project_key
 from conftest import have, needs_apt, needs_mix
 from helpers import copy_fixtures, tree_digest
 from otp_tree import RELEASE_APPS, build_otp_tree
+from xrel.errors import BuildError, MissingToolError
+from xrel.inspection import binaries
+from xrel.release.workspace import project_key
 
 HOST_STD = "x86_64-unknown-linux-gnu"
 
@@ -50,7 +50,7 @@ def _copy(root: Path) -> Path:
 
 def _workspace(project: Path, target_id: str) -> Path:
     """The target's build tree (one per runtime and compiler setup) in xrel's cache."""
-    from xrel import cache
+    from xrel.storage import cache
 
     (found,) = (cache.area("builds") / project_key(project, "prod") / "prod").glob(f"{target_id}-*")
     return found
@@ -149,6 +149,6 @@ def test_old_rustler_and_missing_cargo_are_named(tmp_path, monkeypatch):
 
 
 def xrel_cache_builds() -> Path:
-    from xrel import cache
+    from xrel.storage import cache
 
     return cache.area("builds")

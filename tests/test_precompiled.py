@@ -26,16 +26,17 @@ from pathlib import Path
 import pytest
 
 import xrel
-from xrel import binaries, cache
-from xrel.errors import DownloadError, InspectionError, MissingToolError, NotAvailableError, VerificationError
-from xrel.targets import Target
-from xrel.toolchain import Toolchain
 from conftest import needs_apt, needs_make, needs_mix
 from helpers import copy_fixtures
 from otp_tree import RELEASE_APPS, build_otp_tree
 from runtime_server import Upstream
 from test_native_rust import HOST_STD, _has_std
 from test_run import runnable
+from xrel.errors import DownloadError, InspectionError, MissingToolError, NotAvailableError, VerificationError
+from xrel.inspection import binaries
+from xrel.storage import cache
+from xrel.targets import Target
+from xrel.zig.toolchain import ZigToolchain
 
 pytestmark = [needs_mix, needs_make, needs_apt, pytest.mark.slow]
 
@@ -55,11 +56,11 @@ class Published:
         return self.server.url(f"gh/{path}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def nif_library(target: Target, module: str, origin: str, otp_root: Path, out: Path) -> bytes:
     """A NIF library for `target` (ccp_nif.c, reporting `origin`), built by zig like a publisher's CI
     (once per session: a published artifact never changes)."""
-    env = Toolchain(target, otp_root=otp_root).env()
+    env = ZigToolchain(target, otp_root=otp_root).env()
     src = Path(__file__).parent / "fixtures" / "ccp_nif" / "c_src" / "ccp_nif.c"
     out.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([env["CC"], "-O2", "-fPIC", "-shared", f"-I{env['ERTS_INCLUDE_DIR']}", f"-DNIF_MODULE={module}",

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 import xrel
-from xrel import qemu
-from xrel.errors import EmulationError
-from xrel.targets import Target
 from conftest import needs_apt, needs_make, needs_mix
 from helpers import copy_fixtures
+from xrel.emulate import qemu
+from xrel.errors import EmulationError
+from xrel.targets import Target
 
 pytestmark = [needs_mix, needs_make, needs_apt, pytest.mark.slow]
 
@@ -90,7 +90,7 @@ def test_release_runs_its_nif_port_and_crypto_on_the_target_cpu(project, target,
 @runnable("aarch64-linux-gnu")
 def test_arm64_jit_flag_is_added_under_emulation_only(project):
     release = release_for(project, "aarch64-linux-gnu", "25")
-    from xrel.emulate import plan
+    from xrel.emulate.runner import plan
 
     p = plan(release)
     assert "+JPperf true" in p.env["ELIXIR_ERL_OPTIONS"]
@@ -118,7 +118,7 @@ def test_run_accepts_the_tarball_and_the_target_from_the_marker(project):
     saved = marker.read_text()
     marker.unlink()  # no marker: the target comes from beam.smp itself
     try:
-        from xrel.emulate import release_target
+        from xrel.emulate.runner import release_target
 
         assert release_target(release).name == "arm-linux-gnueabihf"
     finally:
@@ -150,7 +150,7 @@ def test_smoke_names_a_nif_of_the_wrong_arch(project, tmp_path):
 def test_smoke_names_a_library_the_target_lacks(project, tmp_path):
     arm = release_for(project, "arm-linux-gnueabihf", "25")
     broken = _copy_release(arm, tmp_path / "needs-lib")
-    env = xrel.toolchain("arm-linux-gnueabihf").env()
+    env = xrel.zig_toolchain("arm-linux-gnueabihf").env()
     (tmp_path / "missing.c").write_text("int xrel_missing(void) { return 1; }\n")
     subprocess.run([env["CC"], "-shared", "-fPIC", "-Wl,-soname,libxrelmissing.so.1", str(tmp_path / "missing.c"),
                     "-o", str(tmp_path / "libxrelmissing.so")], check=True)
@@ -158,7 +158,7 @@ def test_smoke_names_a_library_the_target_lacks(project, tmp_path):
     (tmp_path / "use.c").write_text(nif_src.read_text() + "\nint xrel_missing(void);\n"
                                     "int xrel_use_missing(void) { return xrel_missing(); }\n")
     root = xrel.fetch_runtime("arm-linux-gnueabihf", otp="25").root
-    env = xrel.toolchain("arm-linux-gnueabihf", otp_root=root).env()
+    env = xrel.zig_toolchain("arm-linux-gnueabihf", otp_root=root).env()
     nif = next(broken.glob("lib/nif_make-*/priv/fixture_nif.so"))
     subprocess.run([env["CC"], "-shared", "-fPIC", f"-I{env['ERTS_INCLUDE_DIR']}", f"-I{nif_src.parent}",
                     str(tmp_path / "use.c"),
@@ -173,7 +173,7 @@ def test_smoke_names_a_library_the_target_lacks(project, tmp_path):
 def test_musl_and_macos_releases_are_refused_clearly(tmp_path):
     for target in ("x86_64-linux-musl", "aarch64-macos"):
         with pytest.raises(EmulationError) as err:
-            from xrel.emulate import plan
+            from xrel.emulate.runner import plan
 
             plan(tmp_path, Target.parse(target))
         assert target in str(err.value) and ("musl" in str(err.value) or "macos" in str(err.value))

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import runtime_fixtures as rf
-from xrel import cache
-from xrel.download import verified_path
 from xrel.runtimes import cached_runtime, fetch_runtime
+from xrel.storage import cache
+from xrel.storage.download import verified_path
 
 TARGET = "x86_64-linux-gnu"
 TARBALL = "hexbuilds/amd64/ubuntu-22.04/OTP-27.3.tar.gz"

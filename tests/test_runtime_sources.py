@@ -17,8 +17,8 @@ import pytest
 
 import runtime_fixtures as rf
 import upstream_layouts as layouts
-from xrel import binaries
 from xrel.errors import InspectionError, NotAvailableError, UsageError, VerificationError
+from xrel.inspection import binaries
 from xrel.runtimes import Runtime, cached_runtime, fetch_runtime, list_offers
 from xrel.runtimes.hexbuilds import parse_builds_txt
 from xrel.runtimes.normalize import METADATA

@@ -20,7 +20,7 @@ from elftools.elf.enums import ENUM_E_MACHINE
 from xrel import recipes
 from xrel.errors import UsageError
 from xrel.targets import Target, all_targets, host_target
-from xrel.zig import find_zig
+from xrel.zig.locate import find_zig
 
 TARGETS = all_targets()
 NAMES = [t.name for t in TARGETS]
@@ -251,7 +251,7 @@ def test_linux_targets_know_their_libc_debian_and_qemu(target):
         assert target.libc == "musl" and target.default_glibc_floor is None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _zig_targets() -> tuple[set[str], set[str]]:
     """(libc triples zig can provide, glibc versions it knows) from `zig targets`."""
     out = subprocess.run([str(find_zig().path), "targets"], capture_output=True, text=True, check=True).stdout
@@ -272,7 +272,7 @@ def test_zig_can_provide_the_targets_libc(target):
         assert f"{target.default_glibc_floor}.0" in glibcs or target.default_glibc_floor in glibcs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rustc_targets() -> set[str]:
     out = subprocess.run(["rustc", "--print", "target-list"], capture_output=True, text=True, check=True).stdout
     return set(out.split())

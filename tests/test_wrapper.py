@@ -10,12 +10,12 @@ import subprocess
 import pytest
 
 import xrel
-from xrel.errors import BuildError
-from xrel.hostenv import host_erlang
-from xrel.release.mix import WRAPPER, mix_env_vars
 from conftest import needs_make, needs_mix
 from helpers import copy_fixtures
 from otp_tree import build_otp_tree
+from xrel.errors import BuildError
+from xrel.host import host_erlang
+from xrel.release.mix import WRAPPER, mix_env_vars
 
 pytestmark = [needs_mix]
 

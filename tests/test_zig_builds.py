@@ -25,12 +25,12 @@ from elftools.elf.elffile import ELFFile
 
 import xrel
 from conftest import FIXTURES, have, needs_make
-from xrel import binaries
-from xrel.binaries import version_key
-from xrel.hostenv import host_erlang
-from xrel.inspect import check_binary
+from xrel.host import host_erlang
+from xrel.inspection import binaries
+from xrel.inspection.binaries import version_key
+from xrel.inspection.check import check_binary
 from xrel.targets import Target
-from xrel.zig import find_zig
+from xrel.zig.locate import find_zig
 
 pytestmark = [pytest.mark.slow, needs_make]
 needs_erl = pytest.mark.skipif(not have("erl"), reason="no host Erlang: its headers stand in for a target runtime")
@@ -112,7 +112,7 @@ def test_fixture_builds_for_target(name, tmp_path):
     log = tmp_path / "cc.log"
     project = copy_fixture(tmp_path / "project")
     app = tmp_path / "app"
-    env = build_env(xrel.toolchain(target, otp_root=root).env(), log)
+    env = build_env(xrel.zig_toolchain(target, otp_root=root).env(), log)
     assert "TARGET_ARCH" not in env  # GNU make's implicit rules would put it on the command line
     result = run_make(project, env, app)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -165,7 +165,7 @@ def test_without_a_root_host_erlang_headers_are_refused(tmp_path):
     host = host_erlang()
     log = tmp_path / "cc.log"
     project = copy_fixture(tmp_path / "project")
-    env = build_env(xrel.toolchain("arm-linux-gnueabihf").env(), log)
+    env = build_env(xrel.zig_toolchain("arm-linux-gnueabihf").env(), log)
     assert "ERTS_INCLUDE_DIR" not in env
     result = run_make(project, env, tmp_path / "app")
     assert result.returncode != 0
@@ -199,14 +199,14 @@ def test_glibc_floor_is_enforced(tmp_path):
                       "int main(int argc, char **argv) { (void)argv; void *p = reallocarray(NULL, (size_t)argc, 16);"
                       " printf(\"%p\\n\", p); free(p); return 0; }\n")
     ok = tmp_path / "floor-2.28"
-    cc = xrel.toolchain("aarch64-linux-gnu.2.28").env()["CC"]
+    cc = xrel.zig_toolchain("aarch64-linux-gnu.2.28").env()["CC"]
     subprocess.run([cc, str(source), "-o", str(ok)], check=True, capture_output=True)
     info = binaries.read(ok)
     assert info.glibc_floor == "2.26"
     assert check_binary(info, Target.parse("aarch64-linux-gnu.2.28")) == []
     assert check_binary(info, Target.parse("aarch64-linux-gnu.2.17")) != []  # inspection catches it too
 
-    cc = xrel.toolchain("aarch64-linux-gnu.2.17").env()["CC"]
+    cc = xrel.zig_toolchain("aarch64-linux-gnu.2.17").env()["CC"]
     result = subprocess.run([cc, str(source), "-o", str(tmp_path / "floor-2.17")], capture_output=True, text=True)
     assert result.returncode != 0 and "reallocarray" in result.stderr
 
@@ -215,7 +215,7 @@ def test_relaxed_errors_for_old_c(tmp_path):
     """gcc 12 warns about implicit declarations and int conversions; zig's clang refuses them."""
     source = tmp_path / "old.c"
     source.write_text("int f(void) { return g(); }\nlong h(char *p) { int x = p; return x; }\n")
-    cc = xrel.toolchain("aarch64-linux-gnu").env()["CC"]
+    cc = xrel.zig_toolchain("aarch64-linux-gnu").env()["CC"]
     ok = subprocess.run([cc, "-c", str(source), "-o", str(tmp_path / "old.o")], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert "implicit" in ok.stderr  # still reported, as a warning
@@ -241,7 +241,7 @@ def test_flags_zig_rejects_are_filtered(name, flags, kind, tmp_path):
     source = tmp_path / "nif.c"
     source.write_text("extern int enif_stand_in(int);\nint nif(int x) { return enif_stand_in(x) + 1; }\n")
     out = tmp_path / f"nif{target.shared_lib_suffix}"
-    cc = xrel.toolchain(target).env()["CC"]
+    cc = xrel.zig_toolchain(target).env()["CC"]
     if target.os != "macos":  # only a Mac NIF may leave enif_* undefined
         source.write_text("int nif(int x) { return x + 1; }\n")
     flags = ["-shared" if f == "-bundle" and target.os != "macos" else f for f in flags]
@@ -267,7 +267,7 @@ def test_gcc_cpu_names_are_spelled_for_zig(name, flags, tmp_path):
     target = Target.parse(name)
     source = tmp_path / "a.c"
     source.write_text("int f(int x) { return x * 3; }\n")
-    cc = xrel.toolchain(target).env()["CC"]
+    cc = xrel.zig_toolchain(target).env()["CC"]
     result = subprocess.run([cc, *flags, "-c", str(source), "-o", str(tmp_path / "a.o")], capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stderr
@@ -285,7 +285,7 @@ def test_cxx_links_libcxx_statically(name, tmp_path):
         '  try { if (parts.size() > 5) throw std::runtime_error("no"); } catch (const std::exception &) { return -1; }\n'
         "  return (int)(parts[0].size() + parts[1].size());\n}\n")
     out = tmp_path / "libcxx_nif.so"
-    cxx = xrel.toolchain(name).env()["CXX"]
+    cxx = xrel.zig_toolchain(name).env()["CXX"]
     # -lstdc++ as a Makefile written for gcc passes it
     subprocess.run([cxx, "-shared", "-fPIC", "-O2", str(source), "-o", str(out), "-lstdc++"], check=True,
                    capture_output=True, timeout=900)
@@ -308,7 +308,7 @@ def test_cmake_toolchain_file_from_paths_with_spaces(name, tmp_path, monkeypatch
         "cmake_minimum_required(VERSION 3.13)\nproject(xrelcm C)\nadd_library(xrelcm SHARED nif.c)\n"
         "add_library(xrelmod MODULE nif.c)\n")
     (src / "nif.c").write_text("extern int enif_stand_in(int);\nint xrel_cm(int x) { return enif_stand_in(x) * 2; }\n")
-    env = build_env(xrel.toolchain(target).env())
+    env = build_env(xrel.zig_toolchain(target).env())
     assert " " in env["CMAKE_TOOLCHAIN_FILE"]
     build = tmp_path / "build dir"
     # CMAKE_TOOLCHAIN_FILE comes from the environment, as after `eval "$(xrel zig-env ...)"`
@@ -328,7 +328,7 @@ def test_cmake_toolchain_file_from_paths_with_spaces(name, tmp_path, monkeypatch
 
 def test_wrappers_work_from_a_cache_dir_with_spaces(tmp_path, monkeypatch):
     monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / "my xrel cache"))
-    env = xrel.toolchain("aarch64-macos").env()
+    env = xrel.zig_toolchain("aarch64-macos").env()
     assert " " in env["CC"]
     source = tmp_path / "a nif.c"
     source.write_text("extern int enif_x(void);\nint nif(void) { return enif_x(); }\n")
@@ -355,7 +355,7 @@ def test_project_and_otp_root_with_spaces(tmp_path):
     (root / "lib").mkdir()
     project = copy_fixture(tmp_path / "my project")
     log = tmp_path / "cc.log"
-    env = build_env(xrel.toolchain("x86_64-linux-musl", otp_root=root).env(), log)
+    env = build_env(xrel.zig_toolchain("x86_64-linux-musl", otp_root=root).env(), log)
     assert env["ERTS_INCLUDE_DIR"] == str(root / erts / "include")
     result = run_make(project, env, tmp_path / "app")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -369,22 +369,22 @@ def _snapshot(directory: Path) -> dict[str, tuple[int, str]]:
 
 def test_wrappers_are_rewritten_only_when_their_content_changes(tmp_path, monkeypatch):
     monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / "cache"))
-    first = xrel.toolchain("aarch64-linux-gnu").env()
+    first = xrel.zig_toolchain("aarch64-linux-gnu").env()
     directory = Path(first["CC"]).parent
     before = _snapshot(directory)
     assert {"cc", "c++", "ar", "ranlib", "strip", "toolchain.cmake"} <= set(before)
     os.utime(directory / "cc", ns=(1_000_000_000, 1_000_000_000))  # an old mtime any rewrite would change
     before["cc"] = (1_000_000_000, before["cc"][1])
 
-    again = xrel.toolchain("aarch64-linux-gnu").env()
+    again = xrel.zig_toolchain("aarch64-linux-gnu").env()
     assert again == first
     assert _snapshot(directory) == before
 
     (directory / "ranlib").write_text("#!/bin/sh\nexit 1\n")  # stale content from an older xrel
-    xrel.toolchain("aarch64-linux-gnu").env()
+    xrel.zig_toolchain("aarch64-linux-gnu").env()
     after = _snapshot(directory)
     assert after["ranlib"][1] == before["ranlib"][1]
     assert {k: v for k, v in after.items() if k != "ranlib"} == {k: v for k, v in before.items() if k != "ranlib"}
     # a different configuration gets its own directory instead of rewriting this one
-    other = xrel.toolchain("aarch64-linux-gnu.2.17").env()
+    other = xrel.zig_toolchain("aarch64-linux-gnu.2.17").env()
     assert Path(other["CC"]).parent != directory

@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 from otp_tree import stub_binaries
-from xrel.hostenv import host_erlang
+from xrel.host import host_erlang
 
 BOOT_FILES = ("start_clean", "start_sasl", "no_dot_erlang", "start")
 INSTALL_SH = """#!/bin/sh

@@ -1,43 +1,48 @@
 """xrel: cross-build Elixir/Erlang releases for any target, with zig and prebuilt OTP runtimes.
 
-The public API: targets, runtimes, the zig toolchain, building, inspecting, running.
+The public API: targets, runtimes, the zig toolchain, building, inspecting, running. Each name is
+loaded on first use (so `import xrel` and the CLI stay fast); help() and type checkers see the
+real definitions.
 """
 
-from .errors import XrelError
-from .inspect import Report
-from .inspect import inspect_path as inspect
-from .runtimes import Runtime, cached_runtime, fetch_runtime, list_offers
-from .targets import Target, all_targets, host_target
-from .toolchain import Toolchain
+from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import importlib
+from typing import TYPE_CHECKING
 
-def toolchain(target, otp_root=None, sysroot=None) -> Toolchain:
-    """The zig toolchain for `target` (wrappers are written on first use of `.env()`)."""
-    return Toolchain(target, otp_root=otp_root, sysroot=sysroot)
+if TYPE_CHECKING:
+    from xrel.emulate.runner import SmokeReport, run, smoke
+    from xrel.errors import XrelError
+    from xrel.inspection.check import Report, inspect
+    from xrel.release.build import BuildResult, TargetResult, build
+    from xrel.runtimes import Runtime, cached_runtime, fetch_runtime, list_offers
+    from xrel.targets import Target, all_targets, host_target
+    from xrel.zig.toolchain import ZigToolchain, zig_toolchain
+
+# public name -> the module that defines it
+_API = {
+    "XrelError": "xrel.errors",
+    "Target": "xrel.targets", "all_targets": "xrel.targets", "host_target": "xrel.targets",
+    "Runtime": "xrel.runtimes", "cached_runtime": "xrel.runtimes", "fetch_runtime": "xrel.runtimes",
+    "list_offers": "xrel.runtimes",
+    "ZigToolchain": "xrel.zig.toolchain", "zig_toolchain": "xrel.zig.toolchain",
+    "build": "xrel.release.build", "BuildResult": "xrel.release.build", "TargetResult": "xrel.release.build",
+    "inspect": "xrel.inspection.check", "Report": "xrel.inspection.check",
+    "run": "xrel.emulate.runner", "smoke": "xrel.emulate.runner", "SmokeReport": "xrel.emulate.runner",
+}
+__all__ = sorted(_API)
 
 
-def build(*args, **kwargs):
-    """Cross-build a mix project's release per target; see xrel.release.build."""
-    from .release import build as _build
-
-    return _build(*args, **kwargs)
-
-
-def run(*args, **kwargs) -> int:
-    """Run a release on its target CPU; see xrel.emulate.run."""
-    from .emulate import run as _run
-
-    return _run(*args, **kwargs)
+def __getattr__(name: str):
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xrel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
-def smoke(*args, **kwargs):
-    """Boot a release and load every module; see xrel.emulate.smoke."""
-    from .emulate import smoke as _smoke
-
-    return _smoke(*args, **kwargs)
-
-
-__all__ = ["Report", "Runtime", "Target", "Toolchain", "XrelError", "all_targets", "build", "cached_runtime",
-           "fetch_runtime", "host_target", "inspect", "list_offers", "run", "smoke", "toolchain"]
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

@@ -1,3 +1,3 @@
-from .cli import main
+from xrel.cli.app import main
 
 main(prog_name="xrel")

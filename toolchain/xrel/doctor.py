@@ -6,9 +6,10 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 
-from . import cache, qemu
-from .errors import XrelError
-from .targets import all_targets
+from xrel.emulate import qemu
+from xrel.errors import XrelError
+from xrel.storage import cache
+from xrel.targets import all_targets
 
 
 @dataclass
@@ -29,8 +30,8 @@ def _version_of(cmd: list[str]) -> str | None:
 
 
 def checks() -> list[Check]:
-    from .hostenv import host_erlang
-    from .zig import find_zig
+    from xrel.host import host_erlang
+    from xrel.zig.locate import find_zig
 
     found: list[Check] = []
     try:

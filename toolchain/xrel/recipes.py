@@ -12,7 +12,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from .errors import UsageError
+from xrel.errors import UsageError
 
 
 def recipes_dir() -> Path:
@@ -26,7 +26,7 @@ def recipes_dir() -> Path:
     return Path(__file__).resolve().parent / "_recipes"  # where the wheel installs recipes/
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:

@@ -11,8 +11,8 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-from . import recipes
-from .errors import UsageError
+from xrel import recipes
+from xrel.errors import UsageError
 
 _GLIBC_SUFFIX = re.compile(r"^(?P<base>.+?)\.(?P<floor>2\.\d{1,2})$")
 _DARWIN_VERSION = re.compile(r"darwin\d+(\.\d+)*$")
@@ -101,7 +101,7 @@ class Target:
         keys = ["arch", "vendor", "os", "abi"] if library == "rustler_precompiled" else ["arch", "os", "abi"]
         return "-".join(values[k] for k in keys if values.get(k))
 
-    def with_glibc(self, floor: str | None) -> "Target":
+    def with_glibc(self, floor: str | None) -> Target:
         if floor is not None and self.libc != "glibc":
             raise UsageError(
                 f"a glibc floor ({floor}) only applies to glibc Linux targets, not {self.name}",
@@ -114,7 +114,7 @@ class Target:
 
     # -- construction --------------------------------------------------------------------
     @classmethod
-    def parse(cls, name: "str | Target") -> "Target":
+    def parse(cls, name: str | Target) -> Target:
         """Resolve a name a user typed (canonical, alias, `host`, glibc suffix) to a Target."""
         if isinstance(name, Target):
             return name
@@ -153,14 +153,14 @@ def _from_recipe(name: str, data: dict) -> Target:
     return Target(name=name, **kwargs)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def all_targets() -> tuple[Target, ...]:
     """Every target in recipes/targets.toml, in file order."""
     data = recipes.load("targets")["targets"]
     return tuple(_from_recipe(name, entry) for name, entry in data.items())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _index() -> dict[str, Target]:
     index: dict[str, Target] = {}
     for target in all_targets():
@@ -180,7 +180,7 @@ def _host_libc() -> str:
     return "musl" if glob.glob("/lib/ld-musl-*") else "gnu"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def host_target() -> Target:
     """The target this machine is."""
     machine = platform.machine().lower()

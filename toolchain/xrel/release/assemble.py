@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import io
-import struct
-import zlib
-from concurrent.futures import ThreadPoolExecutor
 import json
 import os
 import shutil
+import struct
 import tarfile
 import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .. import binaries
-from ..cache import content_fingerprint
-from ..runtimes import Runtime
-from ..targets import Target
+from xrel.inspection import binaries
+from xrel.release.marker import ReleaseMarker
+from xrel.runtimes import Runtime
+from xrel.storage.cache import content_fingerprint
+from xrel.targets import Target
 
 WINDOWS_LEFTOVERS = (".pdb", ".lib", ".exp", ".ilk")
 
@@ -135,7 +136,7 @@ def write_tarball(release_dir: Path, dest: Path) -> str:
 
 def update_manifest(out: Path, project: str, release: str, version: str, entries: list[dict]) -> Path:
     """`<out>/manifest.json`: one entry per target, newest build wins."""
-    from .. import __version__
+    from xrel import __version__
 
     path = out / "manifest.json"
     try:
@@ -162,8 +163,6 @@ def update_manifest(out: Path, project: str, release: str, version: str, entries
 
 
 def release_marker(release_dir: Path, target: Target, runtime: Runtime) -> None:
-    """`releases/xrel.json` in the release: what `xrel run` reads to know the target."""
-    data = {"target": target.id, "otp_version": runtime.otp_version, "erts_version": runtime.erts_version,
-            "nif_version": runtime.nif_version, "runtime_source": runtime.source,
-            "runtime_meta": {k: runtime.meta.get(k) for k in ("suite", "debian_version", "glibc_floor")}}
-    (release_dir / "releases" / "xrel.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """`releases/xrel.json` in the release: what `xrel run`, `inspect` and `smoke` read to know the target."""
+    ReleaseMarker(target.id, runtime.otp_version, runtime.erts_version, runtime.nif_version, runtime.source,
+                  {k: runtime.meta.get(k) for k in ("suite", "debian_version", "glibc_floor")}).write(release_dir)

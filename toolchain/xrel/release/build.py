@@ -11,20 +11,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .. import __version__, progress
-from .. import cache
-from ..cache import remove, stat_fingerprint
-from ..binaries import version_key
-from ..errors import UsageError
-from ..hostenv import HostErlang, host_erlang
-from ..inspect import Report, inspect_tree
-from ..runtimes import Runtime, fetch_runtime
-from ..targets import Target
-from ..toolchain import Toolchain
-from . import assemble, precompiled, rust
-from .mix import Project, load_project, mix_env_vars, run_mix
-from .native import local_deps_env, own_env_compile_order, refuse_broken_targets
-from .workspace import Workspace, sync_tree, workspace_for
+from xrel import __version__, progress
+from xrel.errors import UsageError
+from xrel.host import HostErlang, host_erlang
+from xrel.inspection.binaries import version_key
+from xrel.inspection.check import Report, inspect_tree
+from xrel.release import assemble, precompiled, rust
+from xrel.release.mix import Project, load_project, mix_env_vars, run_mix
+from xrel.release.native import local_deps_env, own_env_compile_order, refuse_broken_targets
+from xrel.release.workspace import Workspace, sync_tree, workspace_for
+from xrel.runtimes import Runtime, fetch_runtime
+from xrel.storage import cache
+from xrel.storage.cache import remove, stat_fingerprint
+from xrel.targets import Target
+from xrel.zig.toolchain import ZigToolchain
 
 # Targets after the first build concurrently (each is mostly one single-threaded mix process).
 PARALLEL_TARGETS = max(1, min(2, os.cpu_count() or 1))
@@ -88,7 +88,7 @@ def check_versions(runtime: Runtime, host: HostErlang, target: Target) -> list[s
 
 def check_requested_otp(otp: str, host: HostErlang) -> None:
     """Refuse an OTP request outside [host, host+2] before fetching anything."""
-    from ..runtimes.versions import parse_request
+    from xrel.runtimes.versions import parse_request
 
     major, hmajor = parse_request(otp)[0], host.otp_major
     if major < hmajor:
@@ -197,7 +197,7 @@ def build_sysroot(target: Target, project: Project, packages: list[str], offline
         wanted += app.recipe.get("sysroot_packages", [])
     if not wanted:
         return None
-    from ..sysroot import ensure_sysroot
+    from xrel.debian.sysroot import ensure_sysroot
 
     return ensure_sysroot(target, [], runtime.meta, sorted(set(wanted)), offline=offline)
 
@@ -214,7 +214,7 @@ def build_target(project: Project, target: Target, release: str, out: Path, *, o
     for note in notes:
         progress.note(f"{label} {note}")
     sysroot = build_sysroot(target, project, list(sysroot_packages), offline, runtime)
-    tc = Toolchain(target, otp_root=runtime.root, sysroot=sysroot)
+    tc = ZigToolchain(target, otp_root=runtime.root, sysroot=sysroot)
     # make cannot tell that CC, the sysroot or a recipe changed: objects in a tree are only valid
     # for the compiler setup that made them, so each setup gets its own tree
     setup = hashlib.sha256(json.dumps([tc.directory.name, [a.recipe for a in project.apps]]).encode()).hexdigest()

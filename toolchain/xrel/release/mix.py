@@ -12,16 +12,16 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import cache
-from ..errors import BuildError, UsageError
-from ..hostenv import ERLANG_HINT, host_erlang, require
-from .native import App, classify
+from xrel.errors import BuildError, UsageError
+from xrel.host import ERLANG_HINT, host_erlang, require
+from xrel.release.native import App, classify
+from xrel.storage import cache
 
 WRAPPER = Path(__file__).with_name("wrapper.exs")
 LOG_TAIL = 25
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def helpers_ebin() -> Path | None:
     """xrel_mix.ex compiled once per Elixir and file version (saves compiling it on every mix
     start); None when elixirc is missing or fails: the wrapper then compiles it itself."""
@@ -141,7 +141,7 @@ def _info_inputs(path: Path, dep_paths: list[str]) -> dict[str, str]:
 
 
 def _info_cache_file(path: Path, mix_env: str, mix_target: str | None) -> Path:
-    from .workspace import project_key
+    from xrel.release.workspace import project_key
 
     name = f"project-info-{mix_target}.json" if mix_target else "project-info.json"
     return cache.area("builds") / project_key(path, mix_env) / name

@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import recipes
-from ..errors import UsageError
-from ..targets import Target
+from xrel import recipes
+from xrel.errors import UsageError
+from xrel.targets import Target
 
 BUILD_FILES = ("Makefile", "makefile", "GNUmakefile", "CMakeLists.txt", "Cargo.toml", "build.zig", "configure",
                "Makefile.win", "erlang.mk")

@@ -31,13 +31,13 @@ import os
 import re
 from pathlib import Path
 
-from .. import cache
-from ..download import sha256_file
-from ..errors import BuildError, DownloadError, NotAvailableError, VerificationError
-from ..targets import Target
-from .mix import run_mix
-from .native import App
-from .rust import FORCE_BUILD_ALL
+from xrel.errors import BuildError, DownloadError, NotAvailableError, VerificationError
+from xrel.release.mix import run_mix
+from xrel.release.native import App
+from xrel.release.rust import FORCE_BUILD_ALL
+from xrel.storage import cache
+from xrel.storage.download import sha256_file
+from xrel.targets import Target
 
 # Cache variables of each library, and the folder of xrel's cache that stands in for them.
 CACHE_VARS = {"rustler_precompiled": "RUSTLER_PRECOMPILED_GLOBAL_CACHE_PATH", "cc_precompiler": "ELIXIR_MAKE_CACHE_DIR"}

@@ -28,11 +28,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..errors import BuildError, MissingToolError
-from ..targets import Target
-from .mix import Project
-from .native import App
-from .workspace import Workspace
+from xrel.errors import BuildError, MissingToolError
+from xrel.release.mix import Project
+from xrel.release.native import App
+from xrel.release.workspace import Workspace
+from xrel.targets import Target
 
 RUSTLER_MIN = (0, 37)
 RUST_HINT = "install Rust with rustup (https://rustup.rs), then `rustup target add <triple>` for each target"
@@ -85,7 +85,7 @@ def rustler_version(project: Project) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _target_libdir(triple: str, cwd: str) -> tuple[Path | None, str]:
     """rustc's library dir for `triple` (asked in `cwd`, so a rust-toolchain file there counts)."""
     try:

@@ -15,9 +15,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import binaries, cache
+from xrel.inspection import binaries
 
 # Never copied from the user's project into a build tree.
+from xrel.storage import cache
+
 PROJECT_EXCLUDES = {"_build", ".git", ".elixir_ls", ".lexical", ".xrel", "node_modules/.cache"}
 OBJECT_SUFFIXES = (".o", ".obj", ".a", ".lib", ".so", ".dll", ".dylib", ".pdb", ".exp", ".rlib", ".d")
 MANIFEST = ".xrel-synced.json"
@@ -118,7 +120,7 @@ class Workspace:
     def build_dir(self) -> Path:
         return self.project / "_build"
 
-    def relink_from(self, other: "Workspace", mix_env: str) -> None:
+    def relink_from(self, other: Workspace, mix_env: str) -> None:
         """Seed this tree's _build/<env> from another target's (BEAM code compiled once)."""
         src = other.build_dir / mix_env
         dst = self.build_dir / mix_env

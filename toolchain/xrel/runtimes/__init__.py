@@ -6,12 +6,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import cache, download, progress
-from ..errors import NotAvailableError, UsageError, VerificationError, XrelError
-from ..targets import Target
-from . import versions
-from .base import FetchOptions, Offer, get_source
-from .normalize import METADATA, finalize
+from xrel import progress
+from xrel.errors import NotAvailableError, UsageError, VerificationError, XrelError
+from xrel.runtimes import versions
+from xrel.runtimes.base import FetchOptions, Offer, get_source
+from xrel.runtimes.normalize import METADATA, finalize
+from xrel.storage import cache, download
+from xrel.targets import Target
 
 __all__ = ["Runtime", "fetch_runtime", "cached_runtime", "list_offers", "Offer"]
 
@@ -61,7 +62,7 @@ class Runtime:
         return {"path": str(self.root), **{k: self.meta.get(k) for k in keys if k in self.meta}}
 
     @classmethod
-    def load(cls, root: Path) -> "Runtime":
+    def load(cls, root: Path) -> Runtime:
         return cls(Path(root), json.loads((Path(root) / METADATA).read_text()))
 
 
@@ -89,7 +90,7 @@ def _cached(target: Target, request: tuple[int, ...] | None, sources: list[str])
 
 
 def _default_request() -> tuple[int, ...]:
-    from ..hostenv import host_otp_major
+    from xrel.host import host_otp_major
 
     return (host_otp_major(),)
 

@@ -18,14 +18,14 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .. import recipes
-from ..archive import extract_tar
-from ..download import fetch_checked, fetch_index
-from ..errors import NotAvailableError, UsageError, VerificationError
-from ..targets import Target
-from . import apk, versions
-from .base import FetchOptions, Offer, mirror, settings
-from .normalize import adopt_system_root
+from xrel import recipes
+from xrel.errors import NotAvailableError, UsageError, VerificationError
+from xrel.runtimes import apk, versions
+from xrel.runtimes.base import FetchOptions, Offer, mirror, settings
+from xrel.runtimes.normalize import adopt_system_root
+from xrel.storage.archive import extract_tar
+from xrel.storage.download import fetch_checked, fetch_index
+from xrel.targets import Target
 
 KEYS_ENV = "XREL_ALPINE_KEYS"
 _RELEASE = re.compile(r"-r\d+$")

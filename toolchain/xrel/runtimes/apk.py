@@ -22,8 +22,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from ..archive import gunzip, gzip_members
-from ..errors import VerificationError
+from xrel.errors import VerificationError
+from xrel.storage.archive import gunzip, gzip_members
 
 SIGN_PREFIX = ".SIGN."
 # .SIGN.<algorithm>.<key file name> -> digest (DSA and anything else is refused)

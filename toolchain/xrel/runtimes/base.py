@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .. import recipes
-from ..errors import UsageError, VerificationError
-from ..targets import Target
+from xrel import recipes
+from xrel.errors import UsageError, VerificationError
+from xrel.targets import Target
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .. import apt
-from ..archive import extract_deb
-from ..download import fetch_verified
-from ..errors import NotAvailableError
-from ..targets import Target
-from .base import FetchOptions, Offer, settings
-from .normalize import adopt_system_root
+from xrel.debian import apt
+from xrel.errors import NotAvailableError
+from xrel.runtimes.base import FetchOptions, Offer, settings
+from xrel.runtimes.normalize import adopt_system_root
+from xrel.storage.archive import extract_deb
+from xrel.storage.download import fetch_verified
+from xrel.targets import Target
 
 
 def _order(c: str) -> int:

@@ -16,14 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..binaries import version_key
-from ..download import fetch_index, fetch_verified, is_sha256
-from ..errors import NotAvailableError
-from ..targets import Target
-from .base import FetchOptions, Offer, expected_sha256, mirror, settings
-from .otp_install import install_minimal
-from .unpack import unpack_otp_archive
-from .versions import key, tag_version
+from xrel.errors import NotAvailableError
+from xrel.inspection.binaries import version_key
+from xrel.runtimes.base import FetchOptions, Offer, expected_sha256, mirror, settings
+from xrel.runtimes.otp_install import install_minimal
+from xrel.runtimes.unpack import unpack_otp_archive
+from xrel.runtimes.versions import key, tag_version
+from xrel.storage.download import fetch_index, fetch_verified, is_sha256
+from xrel.targets import Target
 
 
 @dataclass(frozen=True)

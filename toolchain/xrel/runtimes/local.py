@@ -14,16 +14,16 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .. import progress
-from ..cache import stat_fingerprint
-from ..download import fetch_verified, sha256_file, verified_path
-from ..errors import NotAvailableError, UsageError, VerificationError
-from ..targets import Target
-from .base import FetchOptions, Offer
-from .normalize import otp_version
-from .otp_install import install_minimal, is_uninstalled
-from .unpack import archive_otp_version, unpack_otp_archive
-from .windows import remove_installer_files
+from xrel import progress
+from xrel.errors import NotAvailableError, UsageError, VerificationError
+from xrel.runtimes.base import FetchOptions, Offer
+from xrel.runtimes.normalize import otp_version
+from xrel.runtimes.otp_install import install_minimal, is_uninstalled
+from xrel.runtimes.unpack import archive_otp_version, unpack_otp_archive
+from xrel.runtimes.windows import remove_installer_files
+from xrel.storage.cache import stat_fingerprint
+from xrel.storage.download import fetch_verified, sha256_file, verified_path
+from xrel.targets import Target
 
 
 def _version_or_fail(version: str | None, what: str) -> str:

@@ -8,11 +8,11 @@ import re
 import shutil
 from pathlib import Path
 
-from ..cache import remove
-from ..errors import NotAvailableError, VerificationError
-from ..inspect import inspect_tree
-from ..targets import Target
-from .versions import key, nif_version
+from xrel.errors import NotAvailableError, VerificationError
+from xrel.inspection.check import inspect_tree
+from xrel.runtimes.versions import key, nif_version
+from xrel.storage.cache import remove
+from xrel.targets import Target
 
 METADATA = "xrel-runtime.json"
 _ROOTDIR_LINE = re.compile(r'^(\s*)ROOTDIR="?(/[^"\n]*)"?\s*$', re.MULTILINE)

@@ -11,11 +11,11 @@ import csv
 import io
 from pathlib import Path
 
-from ..download import fetch_index, fetch_verified, is_sha256
-from ..targets import Target
-from .base import FetchOptions, Offer, expected_sha256, mirror, settings
-from .unpack import unpack_otp_archive
-from .versions import key, tag_version
+from xrel.runtimes.base import FetchOptions, Offer, expected_sha256, mirror, settings
+from xrel.runtimes.unpack import unpack_otp_archive
+from xrel.runtimes.versions import key, tag_version
+from xrel.storage.download import fetch_index, fetch_verified, is_sha256
+from xrel.targets import Target
 
 
 def parse_checksums_csv(text: str) -> list[dict]:

@@ -14,8 +14,8 @@ import os
 import shutil
 from pathlib import Path
 
-from ..errors import VerificationError
-from .normalize import erts_dir, root_from_script
+from xrel.errors import VerificationError
+from xrel.runtimes.normalize import erts_dir, root_from_script
 
 # Programs Install copies from erts-<V>/bin to bin/ (a missing one is skipped, as the script,
 # which has no `set -e`, does).

@@ -8,10 +8,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from ..archive import extract_tar, extract_zip
-from ..cache import remove
-from ..errors import VerificationError
-from .normalize import move_contents
+from xrel.errors import VerificationError
+from xrel.runtimes.normalize import move_contents
+from xrel.storage.archive import extract_tar, extract_zip
+from xrel.storage.cache import remove
 
 ZIP_MAGIC = b"PK\x03\x04"
 # releases/<major>/OTP_VERSION at the top of an archive or one folder down

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import UsageError
+from xrel.errors import UsageError
 
 _REQUEST = re.compile(r"^(?:otp-)?(\d+(?:\.\d+){0,4})$", re.IGNORECASE)
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .. import cache
-from ..download import fetch_pinned, sha256_file, url_exists
-from ..errors import NotAvailableError
-from ..targets import Target
-from .base import FetchOptions, Offer, mirror, settings
-from .unpack import unpack_otp_archive
-from .versions import key
+from xrel.errors import NotAvailableError
+from xrel.runtimes.base import FetchOptions, Offer, mirror, settings
+from xrel.runtimes.unpack import unpack_otp_archive
+from xrel.runtimes.versions import key
+from xrel.storage import cache
+from xrel.storage.download import fetch_pinned, sha256_file, url_exists
+from xrel.targets import Target
 
 INSTALLER_LEFTOVERS = ("Install.exe", "Install.ini", "Uninstall.exe", "vc_redist.exe")
 _PIN = re.compile(r"^windows-(?P<asset>[a-z0-9_]+)_(?P<version>\d+(?:\.\d+)*)\.zip\.sha256$")
@@ -72,8 +72,8 @@ class WindowsSource:
                 f"ask for --otp {cfg['first_zip']} or newer",
             )
         pins = pinned_versions(asset)
-        found = {v: "listed in xrel's recipes" for v in cfg.get("known_zips", [])}
-        found.update({v: "pinned in the cache" for v in pins})
+        found = dict.fromkeys(cfg.get("known_zips", []), "listed in xrel's recipes")
+        found.update(dict.fromkeys(pins, "pinned in the cache"))
         exact = ".".join(map(str, request)) if request and len(request) >= 2 else None
         if exact and exact not in found and not options.offline and url_exists(self.url(asset, exact)):
             found[exact] = "found upstream"

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import platform
 import shutil
 import subprocess
-import tarfile
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
-from . import progress, qemu
-from .archive import extract_tar
-from .binaries import read, version_key
-from .errors import EmulationError, UsageError
-from .inspect import inspect_tree
-from .sysroot import ensure_sysroot
-from .targets import Target, all_targets, host_target
+from xrel import progress
+from xrel.debian.sysroot import ensure_sysroot
+from xrel.emulate import qemu
+from xrel.errors import EmulationError
+from xrel.inspection.binaries import version_key
+from xrel.inspection.check import inspect_tree
+from xrel.release.marker import ReleaseMarker, opened_release, release_command, release_target
+from xrel.targets import Target, host_target
 
 
 @dataclass
@@ -42,53 +38,6 @@ class Plan:
             return [str(self.command), *args]
         script = f'mount -t overlay xrel-sysroot -o lowerdir={self.overlay} /usr/lib && exec "$0" "$@"'
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(self.command), *args]
-
-
-@contextlib.contextmanager
-def opened_release(path: str | Path) -> Iterator[Path]:
-    """A release directory for `path` (a release dir, or an xrel tarball unpacked to a temp dir)."""
-    path = Path(path)
-    if path.is_dir():
-        yield path.resolve()
-    elif path.is_file() and tarfile.is_tarfile(path):
-        with tempfile.TemporaryDirectory(prefix="xrel-run-") as tmp:
-            extract_tar(path, Path(tmp), name=path.name)
-            yield Path(tmp)
-    else:
-        raise UsageError(f"{path} is not a release directory or tarball", "pass what `xrel build` wrote")
-
-
-def release_target(release_dir: Path, requested: str | None = None) -> Target:
-    """The release's target: --target, else xrel's marker, else its beam.smp's format."""
-    if requested:
-        return Target.parse(requested)
-    marker = release_dir / "releases" / "xrel.json"
-    if marker.is_file():
-        return Target.parse(json.loads(marker.read_text())["target"])
-    beams = sorted(release_dir.glob("erts-*/bin/beam.smp*"))
-    if not beams:
-        raise UsageError(f"{release_dir} has no erts-*/bin/beam.smp", "pass --target, or a release with ERTS")
-    info = read(beams[0])
-    for t in all_targets():
-        if (t.format, t.machine, t.bits) == (info.format, info.machine, info.bits) and \
-                (t.libc is None or info.libc in (None, t.libc)) and (not t.float_abi or t.float_abi == info.float_abi):
-            return t
-    raise UsageError(f"cannot tell the target of {beams[0]}", "pass --target")
-
-
-def release_command(release_dir: Path) -> Path:
-    scripts = [p for p in (release_dir / "bin").glob("*") if p.is_file() and p.suffix == "" and os.access(p, os.X_OK)]
-    if len(scripts) != 1:
-        raise UsageError(f"expected one start script in {release_dir}/bin, found {len(scripts)}",
-                         "is this a mix release?")
-    return scripts[0]
-
-
-def _otp_major(release_dir: Path) -> int:
-    marker = release_dir / "releases" / "xrel.json"
-    if marker.is_file():
-        return int(json.loads(marker.read_text())["otp_version"].split(".")[0])
-    return 0
 
 
 def jit_flags(target: Target, otp_major: int) -> str:
@@ -113,8 +62,8 @@ def plan(release_dir: Path, target: Target | None = None, sysroot_packages: list
                              "`xrel inspect` still checks it; run it on the target itself")
     command = release_command(release_dir)
     report = inspect_tree(release_dir, target)
-    marker = release_dir / "releases" / "xrel.json"
-    meta = json.loads(marker.read_text()).get("runtime_meta", {}) if marker.is_file() else {}
+    marker = ReleaseMarker.read(release_dir)
+    meta = marker.runtime_meta if marker else {}
     env = dict(os.environ)
     host = host_target()
     same_cpu_family = target.name == host.name or (target.arch == "x86" and host.arch == "x86_64")
@@ -128,7 +77,7 @@ def plan(release_dir: Path, target: Target | None = None, sysroot_packages: list
                              f"which has no entry for this CPU here", qemu.ENABLE_BINFMT)
     sysroot, notes = _sysroot(target, report, meta, sysroot_packages, offline)
     env["QEMU_LD_PREFIX"] = str(sysroot)
-    flags = jit_flags(target, _otp_major(release_dir))
+    flags = jit_flags(target, marker.otp_major if marker else 0)
     if flags:
         env["ELIXIR_ERL_OPTIONS"] = (env.get("ELIXIR_ERL_OPTIONS", "") + " " + flags).strip()
         notes.append(f"added {flags} for qemu-user (not in the release)")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from .errors import MissingToolError
+from xrel.errors import MissingToolError
 
 MINIMUM = Version("0.12.0")
 INSTALL_HINT = "run `pip install ziglang`, or set XREL_ZIG to a zig binary"
@@ -53,7 +53,7 @@ def _candidates() -> list[tuple[str, Path]]:
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def find_zig() -> Zig:
     """The zig to use, version-checked; MissingToolError naming the fix when there is none."""
     candidates = _candidates()

@@ -1,7 +1,7 @@
-"""zigcc.filter_args: one table of gcc-style command lines and what zig gets instead.
+"""ccfilter.filter_args: one table of gcc-style command lines and what zig gets instead.
 
 Every rule was measured against zig 0.17 (`zig cc` rejecting or misreading the original) or comes
-from cargo-zigbuild's filter (notes/native-ecosystem.md section 7); the comment in zigcc.py next
+from cargo-zigbuild's filter (notes/native-ecosystem.md section 7); the comment in ccfilter.py next
 to each rule says which. test_zig_builds.py runs the same rules through real builds.
 """
 
@@ -12,17 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from xrel import zigcc
-from xrel.hostenv import host_erlang
+from xrel.host import host_erlang
 from xrel.targets import host_target
-from xrel.toolchain import HOST_ONLY_PREFIXES, Toolchain
+from xrel.zig import ccfilter
+from xrel.zig.toolchain import HOST_ONLY_PREFIXES, ZigToolchain
 
 HOST = "/usr/lib/erlang"
 T = "/xrel/rt"  # a target OTP root
 
 
 def _config(os_name: str, arch: str, root: bool = True, **extra) -> dict:
-    """A config shaped like Toolchain.cc_config: host Erlang under /usr/lib/erlang, x86_64 host."""
+    """A config shaped like ZigToolchain.cc_config: host Erlang under /usr/lib/erlang, x86_64 host."""
     if root:
         path_map = [
             (f"{HOST}/erts-13.1.5", f"{T}/erts-14.2"),
@@ -196,16 +196,16 @@ CASES = [
 
 
 def _strip_relaxed(out: list[str]) -> list[str]:
-    n = len(zigcc.RELAXED_ERRORS)
-    assert out[:n] == list(zigcc.RELAXED_ERRORS), out
+    n = len(ccfilter.RELAXED_ERRORS)
+    assert out[:n] == list(ccfilter.RELAXED_ERRORS), out
     return out[n:]
 
 
 @pytest.mark.parametrize("config,args,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_filter(config, args, expected):
-    out, notes = zigcc.filter_args(list(args), CONFIGS[config])
+    out, notes = ccfilter.filter_args(list(args), CONFIGS[config])
     assert _strip_relaxed(out) == expected
-    if out[len(zigcc.RELAXED_ERRORS):] != zigcc._xlinker_as_wl(args):  # a re-spelling needs no note
+    if out[len(ccfilter.RELAXED_ERRORS):] != ccfilter._xlinker_as_wl(args):  # a re-spelling needs no note
         assert notes, "every change is explained"
 
 
@@ -216,50 +216,50 @@ def test_case_ids_are_unique():
 
 def test_filter_does_not_change_its_input():
     args = ["-target", "x", "-bundle", "a.o"]
-    zigcc.filter_args(args, CONFIGS["macos"])
+    ccfilter.filter_args(args, CONFIGS["macos"])
     assert args == ["-target", "x", "-bundle", "a.o"]
 
 
 def test_macos_dynamic_lookup_is_added_exactly_once():
     for args in (["a.o", "-shared"], ["a.o", "-shared", "-shared"], ["a.o", "-dynamiclib", "-shared"]):
-        out, _ = zigcc.filter_args(args, CONFIGS["macos"])
+        out, _ = ccfilter.filter_args(args, CONFIGS["macos"])
         assert out.count(UNDEF) == 1
 
 
 @pytest.mark.parametrize("config", ["linux", "macos", "windows"])
 def test_relaxed_errors_only_for_c(config):
     cxx = dict(CONFIGS[config], mode="c++")
-    out, _ = zigcc.filter_args(["-c", "a.cpp"], cxx)
+    out, _ = ccfilter.filter_args(["-c", "a.cpp"], cxx)
     assert out == ["-c", "a.cpp"]
     assert not any(a.startswith("-Wno-error=") for a in out)
-    out, _ = zigcc.filter_args(["-c", "a.c"], CONFIGS[config])
-    assert set(zigcc.RELAXED_ERRORS) <= set(out)
+    out, _ = ccfilter.filter_args(["-c", "a.c"], CONFIGS[config])
+    assert set(ccfilter.RELAXED_ERRORS) <= set(out)
 
 
 @pytest.mark.parametrize("args", [["-E", "a.c"], ["-M", "a.c"], ["-MM", "a.c"]])
 def test_no_relaxed_errors_for_preprocessing_only(args):
-    out, _ = zigcc.filter_args(args, CONFIGS["linux"])
+    out, _ = ccfilter.filter_args(args, CONFIGS["linux"])
     assert out == args
 
 
 def test_host_path_notes_say_why():
-    _, notes = zigcc.filter_args([f"-I{HOST}/erts-13.1.5/include", "-c", "a.c"], CONFIGS["linux-noroot"])
+    _, notes = ccfilter.filter_args([f"-I{HOST}/erts-13.1.5/include", "-c", "a.c"], CONFIGS["linux-noroot"])
     assert len(notes) == 1
-    assert f"{HOST}/erts-13.1.5/include" in notes[0] and zigcc.HOST_PATH in notes[0]
+    assert f"{HOST}/erts-13.1.5/include" in notes[0] and ccfilter.HOST_PATH in notes[0]
 
 
 def test_command_puts_the_target_first():
     config = dict(CONFIGS["armhf"], zig="/z/zig", target="arm-linux-gnueabihf.2.28", cpu="generic+v7a+vfp3d16",
                   extra=["-idirafter", "/s/usr/include"])
-    cmd, _ = zigcc.command(config, ["-target", "x86_64-linux-gnu", "-c", "a.c"])
+    cmd, _ = ccfilter.command(config, ["-target", "x86_64-linux-gnu", "-c", "a.c"])
     assert cmd[:6] == ["/z/zig", "cc", "-target", "arm-linux-gnueabihf.2.28", "-mcpu=generic+v7a+vfp3d16", "-idirafter"]
     assert cmd.count("-target") == 1
     assert cmd[-2:] == ["-c", "a.c"]
-    cmd, _ = zigcc.command(dict(config, mode="c++"), ["-c", "a.cpp"])
+    cmd, _ = ccfilter.command(dict(config, mode="c++"), ["-c", "a.cpp"])
     assert cmd[1] == "c++"
 
 
-# -- the configuration the real Toolchain hands the wrapper (host Erlang asked from `erl`) ---------
+# -- the configuration the real ZigToolchain hands the wrapper (host Erlang asked from `erl`) ---------
 needs_erl = pytest.mark.skipif(shutil.which("erl") is None, reason="no host Erlang: nothing of it can leak in")
 
 
@@ -275,10 +275,10 @@ def _fake_root(base: Path) -> Path:
 def test_real_config_rewrites_host_erlang_to_the_target_root(tmp_path):
     host = host_erlang()
     root = _fake_root(tmp_path)
-    config = Toolchain("aarch64-linux-gnu", otp_root=root).cc_config("cc")
+    config = ZigToolchain("aarch64-linux-gnu", otp_root=root).cc_config("cc")
     erts = host.root / f"erts-{host.erts_version}" / "include"
     ei = host.app_dirs()["erl_interface"]
-    out, _ = zigcc.filter_args([f"-I{erts}", "-I", str(host.root / "usr/include"), "a.o", str(ei / "lib/libei.a")],
+    out, _ = ccfilter.filter_args([f"-I{erts}", "-I", str(host.root / "usr/include"), "a.o", str(ei / "lib/libei.a")],
                                config)
     assert _strip_relaxed(out) == [f"-I{root}/erts-99.1/include", "-I", f"{root}/usr/include", "a.o",
                                    f"{root}/lib/erl_interface-9.9/lib/libei.a"]
@@ -287,30 +287,30 @@ def test_real_config_rewrites_host_erlang_to_the_target_root(tmp_path):
 @needs_erl
 def test_real_config_without_a_root_drops_host_erlang(tmp_path):
     host = host_erlang()
-    config = Toolchain("arm-linux-gnueabihf").cc_config("cc")
+    config = ZigToolchain("arm-linux-gnueabihf").cc_config("cc")
     erts = host.root / f"erts-{host.erts_version}" / "include"
-    out, notes = zigcc.filter_args([f"-I{erts}", "-c", "a.c"], config)
+    out, notes = ccfilter.filter_args([f"-I{erts}", "-c", "a.c"], config)
     assert _strip_relaxed(out) == ["-c", "a.c"]
-    assert any(zigcc.HOST_PATH in n for n in notes)
+    assert any(ccfilter.HOST_PATH in n for n in notes)
 
 
 @needs_erl
 def test_real_config_for_the_host_keeps_host_erlang():
     host = host_erlang()
-    config = Toolchain(host_target()).cc_config("cc")
+    config = ZigToolchain(host_target()).cc_config("cc")
     erts = host.root / f"erts-{host.erts_version}" / "include"
-    out, _ = zigcc.filter_args([f"-I{erts}", "-c", "a.c"], config)
+    out, _ = ccfilter.filter_args([f"-I{erts}", "-c", "a.c"], config)
     assert _strip_relaxed(out) == [f"-I{erts}", "-c", "a.c"]
 
 
 def test_real_config_maps_host_multiarch_dirs_into_a_sysroot(tmp_path):
     sysroot = tmp_path / "sysroot"
     (sysroot / "usr/include/aarch64-linux-gnu").mkdir(parents=True)
-    config = Toolchain("aarch64-linux-gnu", sysroot=sysroot).cc_config("cc")
+    config = ZigToolchain("aarch64-linux-gnu", sysroot=sysroot).cc_config("cc")
     host_multiarch = host_target().multiarch
     if not host_multiarch:
         pytest.skip("the host has no Debian multiarch tuple")
-    out, _ = zigcc.filter_args([f"-I/usr/include/{host_multiarch}", f"-L/usr/lib/{host_multiarch}", "-c", "a.c"], config)
+    out, _ = ccfilter.filter_args([f"-I/usr/include/{host_multiarch}", f"-L/usr/lib/{host_multiarch}", "-c", "a.c"], config)
     assert _strip_relaxed(out) == [f"-I{sysroot}/usr/include/aarch64-linux-gnu",
                                    f"-L{sysroot}/usr/lib/aarch64-linux-gnu", "-c", "a.c"]
     assert config["arch"] == "aarch64" and config["os"] == "linux"

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MissingToolError
+from xrel.errors import MissingToolError
 
 ERLANG_HINT = "install Erlang/OTP and Elixir (Debian: `apt-get install erlang erlang-dev elixir`)"
 
@@ -47,7 +47,7 @@ def require(program: str, hint: str = ERLANG_HINT) -> str:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def host_otp_major() -> int:
     """The host's OTP major, read from its root's releases/start_erl.data when `erl` on PATH
     links into an installed OTP (no VM started); else asked from `erl` itself."""
@@ -68,11 +68,11 @@ def _identity(program: str | None) -> str:
     return f"{real}:{st.st_size}:{st.st_mtime_ns}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def host_erlang() -> HostErlang:
     """The host's Erlang/Elixir, probed once per installation (the answer is kept in the cache:
     starting erl and elixir costs half a second on every xrel command otherwise)."""
-    from . import cache
+    from xrel.storage import cache
 
     erl = require("erl")
     key = f"{_identity(erl)}|{_identity(shutil.which('elixir'))}"
@@ -95,7 +95,7 @@ def host_erlang() -> HostErlang:
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def elixir_version() -> str | None:
     elixir = shutil.which("elixir")
     if not elixir:

@@ -6,10 +6,10 @@ import difflib
 
 import click
 
-from . import cache
-from .cli import command, emit_json, global_options, main
-from .errors import NotAvailableError, UsageError, XrelError
-from .targets import Target
+from xrel.cli.app import command, emit_json, global_options, main
+from xrel.errors import NotAvailableError, UsageError, XrelError
+from xrel.storage import cache
+from xrel.targets import Target
 
 _SOURCE_HELP = "A source name (see `xrel targets`), path:/otp-root-or-archive, or url:https://... (with --sha256)."
 
@@ -25,7 +25,7 @@ _SOURCE_HELP = "A source name (see `xrel targets`), path:/otp-root-or-archive, o
 def fetch_erts(target: str, otp: str | None, source: str | None, sha256: str | None, offline: bool,
                force: bool, as_json: bool) -> None:
     """Fetch, verify, normalize and cache the OTP runtime for TARGET; print its root."""
-    from .runtimes import fetch_runtime
+    from xrel.runtimes import fetch_runtime
 
     runtime = fetch_runtime(target, otp, source, offline=offline, force=force, sha256=sha256)
     if as_json:
@@ -45,7 +45,7 @@ def _offer_row(offer) -> dict:
 @click.option("--json", "as_json", is_flag=True)
 def otp_versions(target: str, source: str | None, offline: bool, as_json: bool) -> None:
     """The OTP versions each runtime source offers for TARGET, newest first."""
-    from .runtimes import list_offers
+    from xrel.runtimes import list_offers
 
     parsed = Target.parse(target)
     report: dict[str, dict] = {}

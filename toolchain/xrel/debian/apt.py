@@ -16,9 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cache, progress
-from .archive import parse_rfc822
-from .errors import DownloadError, MissingToolError, NotAvailableError
+from xrel import progress
+from xrel.errors import DownloadError, MissingToolError, NotAvailableError
+from xrel.storage import cache
+from xrel.storage.archive import parse_rfc822
 
 SOURCES_FILES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d/*.list", "/etc/apt/sources.list.d/*.sources")
 DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -100,7 +101,7 @@ def _official_mirror() -> Mirror:
     return Mirror(OFFICIAL_MIRROR, DEFAULT_KEYRING, False)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _note_once(message: str) -> None:
     progress.note(message)
 

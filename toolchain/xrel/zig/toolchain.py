@@ -10,10 +10,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cache, zigcc
-from .hostenv import host_erlang
-from .targets import Target, host_target
-from .zig import find_zig
+from xrel.host import host_erlang
+from xrel.storage import cache
+from xrel.targets import Target, host_target
+from xrel.zig import ccfilter
+from xrel.zig.locate import find_zig
 
 # Host directories whose headers and libraries are never right for another target. Only the
 # include/lib parts of /usr/local: a project may well live in /usr/local/src.
@@ -70,7 +71,7 @@ class OtpHeaders:
         return self.root / "usr" / "lib"
 
 
-class Toolchain:
+class ZigToolchain:
     """zig wrappers and environment for building native code for one target."""
 
     def __init__(self, target: Target | str, otp_root: Path | None = None, sysroot: Path | None = None):
@@ -156,7 +157,7 @@ class Toolchain:
         d = self.directory
         zig = shlex.quote(str(self.zig.path))
         python = shlex.quote(sys.executable)
-        script = shlex.quote(str(Path(zigcc.__file__).resolve()))
+        script = shlex.quote(str(Path(ccfilter.__file__).resolve()))
         for mode, names in (("cc", ("cc", "gcc", "clang")), ("c++", ("c++", "g++", "clang++"))):
             body = (
                 "#!/bin/sh\n# xrel: zig as the C compiler for " + self.target.id + "\n"
@@ -260,3 +261,9 @@ def render_env(env: dict[str, str], fmt: str) -> str:
     if fmt == "fish":
         return "\n".join(f"set -gx {k} {shlex.quote(v)};" for k, v in sorted(env.items()))
     return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items()))
+
+
+def zig_toolchain(target: str | Target, *, otp_root: str | Path | None = None,
+                  sysroot: str | Path | None = None) -> ZigToolchain:
+    """The zig toolchain for `target` (its wrappers are written on first use of `.env()`)."""
+    return ZigToolchain(target, otp_root=otp_root, sysroot=sysroot)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
-from . import doctor as doctor_mod
-from . import progress, qemu
-from .cli import command, emit_json
-from .errors import NotAvailableError
-from .targets import Target, all_targets, host_target
-from .toolchain import Toolchain, render_env
+from xrel import doctor as doctor_mod
+from xrel import progress
+from xrel.cli.app import command, emit_json
+from xrel.emulate import qemu
+from xrel.errors import NotAvailableError
+from xrel.targets import Target, all_targets, host_target
+from xrel.zig.toolchain import ZigToolchain, render_env
 
 
 @command("targets")
@@ -44,7 +45,7 @@ def targets_cmd(as_json: bool) -> None:
 def zig_env(target: str, fmt: str, otp: str | None, source: str | None, otp_root: str | None,
             sysroot: str | None) -> None:
     """Print the environment for building native code for TARGET with zig."""
-    from .runtimes import cached_runtime
+    from xrel.runtimes import cached_runtime
 
     parsed = Target.parse(target)
     fetch = f"xrel fetch-erts {parsed.id}{f' --otp {otp}' if otp else ''}{f' --source {source}' if source else ''}"
@@ -53,7 +54,7 @@ def zig_env(target: str, fmt: str, otp: str | None, source: str | None, otp_root
         if runtime is None and (otp or source):
             raise NotAvailableError(f"no cached runtime for {parsed.id} matches --otp/--source", f"run `{fetch}` first")
         otp_root = runtime.root if runtime else None
-    tc = Toolchain(parsed, otp_root=otp_root, sysroot=sysroot)
+    tc = ZigToolchain(parsed, otp_root=otp_root, sysroot=sysroot)
     env = render_env(tc.env(), fmt)
     if tc.otp is None and parsed.name != host_target().name:
         # stderr: `eval "$(xrel zig-env ...)"` only reads stdout
@@ -93,7 +94,7 @@ def doctor_cmd(as_json: bool) -> None:
 def build_cmd(project_dir, targets, otp, source, release, out, mix_env, mix_target, offline, sysroot_packages,
               as_json) -> None:
     """Cross-build the release of PROJECT_DIR for each --target."""
-    from .release import build
+    from xrel.release.build import build
 
     result = build(project_dir, list(targets), otp=otp, source=source, release=release, out=out,
                    mix_env=mix_env, mix_target=mix_target, offline=offline,
@@ -115,13 +116,9 @@ def build_cmd(project_dir, targets, otp, source, release, out, mix_env, mix_targ
 @click.option("--json", "as_json", is_flag=True)
 def inspect_cmd(path: str, target: str | None, as_json: bool) -> None:
     """Check every native file in a release dir or tarball against its target."""
-    from .emulate import opened_release, release_target
-    from .inspect import MACHINE_NAMES, inspect_tree
+    from xrel.inspection.check import MACHINE_NAMES, inspect
 
-    with opened_release(path) as release_dir:
-        parsed = release_target(release_dir, target)
-        report = inspect_tree(release_dir, parsed)
-        report.root = path
+    report = inspect(path, target)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -147,7 +144,7 @@ def inspect_cmd(path: str, target: str | None, as_json: bool) -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run_cmd(release: str, target: str | None, packages: tuple[str, ...], args: tuple[str, ...]) -> None:
     """Run RELEASE's bin/<name> ARGS on its target CPU (qemu-user when foreign)."""
-    from .emulate import run
+    from xrel.emulate.runner import run
 
     args = list(args)
     if args[:1] == ["--"]:
@@ -162,8 +159,8 @@ def run_cmd(release: str, target: str | None, packages: tuple[str, ...], args: t
 @click.option("--json", "as_json", is_flag=True)
 def smoke_cmd(release: str, target: str | None, packages: tuple[str, ...], as_json: bool) -> None:
     """Boot RELEASE on its target CPU, load every module (every NIF), check crypto."""
-    from .emulate import smoke
-    from .errors import EmulationError
+    from xrel.emulate.runner import smoke
+    from xrel.errors import EmulationError
 
     report = smoke(release, target=target, sysroot_packages=list(packages))
     if as_json:

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .targets import Target, host_target
+from xrel.targets import Target, host_target
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 INSTALL_QEMU = "apt-get install -y qemu-user-static binfmt-support"

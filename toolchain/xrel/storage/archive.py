@@ -14,10 +14,11 @@ import stat
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import IO, Iterator
+from typing import IO
 
-from .errors import VerificationError
+from xrel.errors import VerificationError
 
 
 class UnsafeArchive(VerificationError):

@@ -6,13 +6,15 @@ import contextlib
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import requests
 
-from . import cache, progress
-from .errors import DownloadError, NotAvailableError, VerificationError
+from xrel import progress
+from xrel.errors import DownloadError, NotAvailableError, VerificationError
+from xrel.storage import cache
 
 CHUNK = 1 << 16
 RETRIES = 4

@@ -9,12 +9,14 @@ import os
 import re
 from pathlib import Path
 
-from . import apt, cache, progress, recipes
-from .archive import extract_deb
-from .download import fetch_verified
-from .errors import EmulationError, NotAvailableError
-from .runtimes.base import settings
-from .targets import Target
+from xrel import progress, recipes
+from xrel.debian import apt
+from xrel.errors import EmulationError, NotAvailableError
+from xrel.runtimes.base import settings
+from xrel.storage import cache
+from xrel.storage.archive import extract_deb
+from xrel.storage.download import fetch_verified
+from xrel.targets import Target
 
 # Library packages whose dependencies are followed; the rest of a package's Depends are tools.
 _SKIP = {"libc-bin", "libc-l10n", "libc-dev-bin", "libpam-runtime", "libpam-modules", "libpam-modules-bin"}

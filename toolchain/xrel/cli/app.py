@@ -9,8 +9,8 @@ import traceback
 
 import click
 
-from . import progress
-from .errors import XrelError
+from xrel import progress
+from xrel.errors import XrelError
 
 
 class Context:
@@ -73,6 +73,3 @@ def command(*args, group: click.Group = main, **kwargs):
 
     return decorate
 
-
-from . import cli_commands  # noqa: E402,F401  (registers the subcommands)
-from . import cli_runtime  # noqa: E402,F401  (fetch-erts, otp-versions, cache)

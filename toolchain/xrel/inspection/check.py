@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import tarfile
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import binaries
-from .binaries import BinaryInfo, version_key
-from .errors import InspectionError, UsageError
-from .targets import Target
+from xrel.errors import InspectionError
+from xrel.inspection import binaries
+from xrel.inspection.binaries import BinaryInfo, version_key
+from xrel.targets import Target
 
 MACHINE_NAMES = {62: "x86-64", 183: "AArch64", 40: "ARM", 3: "i386", 243: "RISC-V", 22: "s390",
                  21: "PowerPC64", 16777223: "x86_64 (Mach-O)", 16777228: "arm64 (Mach-O)",
@@ -131,17 +129,12 @@ def inspect_tree(root: Path, target: Target | str) -> Report:
     return report
 
 
-def inspect_path(path: Path, target: Target | str) -> Report:
-    """Inspect a release dir, runtime root or a .tar.gz of one."""
-    path = Path(path)
-    if path.is_dir():
-        return inspect_tree(path, target)
-    if path.is_file() and tarfile.is_tarfile(path):
-        from .archive import extract_tar
+def inspect(path: str | Path, target: str | Target | None = None) -> Report:
+    """Check every native file of a release dir, runtime root or xrel tarball against `target`
+    (default: the release's own, from its marker or its beam.smp)."""
+    from xrel.release.marker import opened_release, release_target
 
-        with tempfile.TemporaryDirectory(prefix="xrel-inspect-") as tmp:
-            extract_tar(path, Path(tmp))
-            report = inspect_tree(Path(tmp), target)
-            report.root = str(path)
-            return report
-    raise UsageError(f"{path} is neither a directory nor a tarball", "pass a release dir or an xrel .tar.gz")
+    with opened_release(path) as release_dir:
+        report = inspect_tree(release_dir, release_target(release_dir, target))
+    report.root = str(path)
+    return report

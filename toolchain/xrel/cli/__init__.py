@@ -1,0 +1,9 @@
+"""The `xrel` command: click commands that parse arguments, call the library and print.
+
+app.py holds the group and what every command shares; each other module registers its commands on it.
+"""
+
+from xrel.cli import commands, runtime  # noqa: F401  (register their commands on the group)
+from xrel.cli.app import main
+
+__all__ = ["main"]
