@@ -5,6 +5,7 @@
 # A second run with nothing changed does no apt or pip work and takes about a second.
 #   PYTHON=/path/to/python3 scripts/setup.sh   use another Python (>= 3.10) for the venv
 set -euo pipefail
+exec 3>&1 1>&2   # everything goes to stderr; only the venv's path is printed on stdout (fd 3)
 cd "$(dirname "$0")/.."
 project=$(pwd)
 venv="$project/.venv"
@@ -52,7 +53,7 @@ stamp="$venv/.xrel-installed"
 digest=$( (cat pyproject.toml; find toolchain recipes -type f ! -name '*.pyc' ! -path '*.egg-info/*' -print0 | sort -z | xargs -0 sha256sum) \
   | sha256sum | cut -d' ' -f1)
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ]; then
-  echo "$venv"; exit 0
+  echo "$venv" >&3; exit 0
 fi
 if [ ! -x "$venv/bin/python" ]; then
   say "creating the virtual environment $venv"
@@ -67,4 +68,4 @@ wheel=$(ls "$wheels"/xrel-*.whl)
 "${pip[@]}" uninstall -y xrel >/dev/null 2>&1 || true
 "${pip[@]}" install "xrel[test] @ file://$wheel"
 echo "$digest" > "$stamp"
-echo "$venv"
+echo "$venv" >&3
