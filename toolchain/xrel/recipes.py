@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 try:
@@ -40,3 +41,39 @@ def _load(path: str) -> dict[str, Any]:
 def load(name: str) -> dict[str, Any]:
     """Parsed contents of recipes/<name>.toml (cached)."""
     return _load(str(recipes_dir() / f"{name}.toml"))
+
+
+@dataclass(frozen=True)
+class JitFlags:
+    arch: str
+    from_otp: int
+    flags: str
+
+
+@dataclass(frozen=True)
+class Compat:
+    """recipes/compat.toml: version facts the build and run rules read."""
+
+    elixir_otp: dict[str, tuple[int, int]]  # Elixir "1.18" -> (oldest, newest) OTP major
+    nif_versions: dict[int, str]  # OTP major -> NIF version
+    qemu_jit_flags: tuple[JitFlags, ...]
+    rustler_minimum: str
+
+    def nif_version(self, otp_major: int) -> str | None:
+        return self.nif_versions.get(otp_major)
+
+    def jit_flags(self, arch: str, otp_major: int) -> str:
+        """Flags for the JIT of `arch` under qemu-user at `otp_major` ("" when none apply)."""
+        found = [j for j in self.qemu_jit_flags if j.arch == arch and j.from_otp <= otp_major]
+        return max(found, key=lambda j: j.from_otp).flags if found else ""
+
+
+@functools.lru_cache(maxsize=None)
+def compat() -> Compat:
+    data = load("compat")
+    return Compat(
+        elixir_otp={k: (int(v[0]), int(v[1])) for k, v in data["elixir_otp"].items()},
+        nif_versions={int(k): str(v) for k, v in data["nif_versions"].items()},
+        qemu_jit_flags=tuple(JitFlags(**j) for j in data["qemu_jit_flags"]),
+        rustler_minimum=str(data["rustler"]["minimum"]),
+    )

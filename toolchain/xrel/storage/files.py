@@ -1,0 +1,35 @@
+"""Writing files so that a reader never sees half of one: write beside, then rename into place."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write(path: Path, data: str | bytes, mode: int | None = None) -> Path:
+    """Write `data` to `path` through a temp file in the same directory and one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_if_changed(path: Path, content: str, mode: int = 0o644) -> bool:
+    """Write `content` unless the file already has it (keeps make/cmake from rebuilding); True if written."""
+    try:
+        if Path(path).read_text() == content:
+            return False
+    except OSError:
+        pass
+    atomic_write(path, content, mode)
+    return True
