@@ -123,7 +123,7 @@ def inspect_cmd(path: str, target: str | None, as_json: bool) -> None:
         emit_json(report.to_dict())
     else:
         for f in report.files:
-            info = f.info
+            info = f.info or {}  # None: the file could not be parsed
             mark = "ok " if not f.problems else "BAD"
             needed = f"  needs: {', '.join(info.get('needed') or []) or '-'}"
             machine = MACHINE_NAMES.get(info.get("machine"), info.get("machine"))
