@@ -1,13 +1,18 @@
 """ccfilter.filter_args: one table of gcc-style command lines and what zig gets instead.
 
 Every rule was measured against zig 0.17 (`zig cc` rejecting or misreading the original) or comes
-from cargo-zigbuild's filter (notes/native-ecosystem.md section 7); the comment in ccfilter.py next
-to each rule says which. test_zig_builds.py runs the same rules through real builds.
+from cargo-zigbuild's filter (rust-cross/cargo-zigbuild, src/zig.rs); the docstring of each rule in
+ccfilter.RULES says which. Removing any rule from RULES fails at least one row of CASES.
+test_zig_builds.py runs the same rules through real builds.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,38 +20,39 @@ import pytest
 from xrel.host import host_erlang
 from xrel.targets import host_target
 from xrel.zig import ccfilter
-from xrel.zig.toolchain import HOST_ONLY_PREFIXES, ZigToolchain
+from xrel.zig.ccconfig import CcConfig
+from xrel.zig.host_paths import HOST_ONLY_PREFIXES
+from xrel.zig.toolchain import ZigToolchain
 
 HOST = "/usr/lib/erlang"
 T = "/xrel/rt"  # a target OTP root
 
 
-def _config(os_name: str, arch: str, root: bool = True, **extra) -> dict:
-    """A config shaped like ZigToolchain.cc_config: host Erlang under /usr/lib/erlang, x86_64 host."""
+def _config(os_name: str, arch: str, root: bool = True, **extra) -> CcConfig:
+    """A config like ZigToolchain.cc_config's: host Erlang under /usr/lib/erlang, x86_64 host."""
     if root:
         path_map = [
-            (f"{HOST}/erts-13.1.5", f"{T}/erts-14.2"),
-            (f"{HOST}/lib/erl_interface-5.3", f"{T}/lib/erl_interface-5.5"),
-            (f"{HOST}/usr", f"{T}/usr"),
-            (HOST, T),
-            ("/usr/include/x86_64-linux-gnu", []),
-            ("/usr/lib/x86_64-linux-gnu", []),
-            ("/usr/include", [f"{T}/usr/include"]),
-            ("/usr/lib", [f"{T}/usr/lib"]),
+            (f"{HOST}/erts-13.1.5", (f"{T}/erts-14.2",)),
+            (f"{HOST}/lib/erl_interface-5.3", (f"{T}/lib/erl_interface-5.5",)),
+            (f"{HOST}/usr", (f"{T}/usr",)),
+            (HOST, (T,)),
+            ("/usr/include/x86_64-linux-gnu", ()),
+            ("/usr/lib/x86_64-linux-gnu", ()),
+            ("/usr/include", (f"{T}/usr/include",)),
+            ("/usr/lib", (f"{T}/usr/lib",)),
         ]
     else:
-        path_map = [(HOST, []), ("/usr/include/x86_64-linux-gnu", []), ("/usr/lib/x86_64-linux-gnu", []),
-                    ("/usr/include", []), ("/usr/lib", [])]
+        path_map = [(HOST, ()), ("/usr/include/x86_64-linux-gnu", ()), ("/usr/lib/x86_64-linux-gnu", ()),
+                    ("/usr/include", ()), ("/usr/lib", ())]
     path_map.sort(key=lambda item: len(item[0]), reverse=True)
-    return {"os": os_name, "arch": arch, "mode": "cc", "path_map": path_map,
-            "drop_paths": list(HOST_ONLY_PREFIXES), **extra}
+    return CcConfig(os=os_name, arch=arch, path_map=tuple(path_map), drop_paths=HOST_ONLY_PREFIXES, **extra)
 
 
 CONFIGS = {
     "linux": _config("linux", "aarch64"),
     "linux-noroot": _config("linux", "aarch64", root=False),
-    "host": _config("linux", "x86_64", root=False) | {"path_map": [(HOST, None), ("/usr/include", []),
-                                                                    ("/usr/lib", [])]},
+    "host": _config("linux", "x86_64")._replace(path_map=((HOST, None), ("/usr/include", ()), ("/usr/lib", ()))),
+    "recipe": _config("linux", "arm", drop_args=("-msse2", "-mfpmath=sse", "-Wl,--no-keep-memory")),
     "armhf": _config("linux", "arm"),
     "x86_64": _config("linux", "x86_64"),
     "riscv64": _config("linux", "riscv64"),
@@ -88,7 +94,8 @@ CASES = [
     ("branch-protection-arm64", "linux", ["-mbranch-protection=standard", "-c", "a.c"],
      ["-mbranch-protection=standard", "-c", "a.c"]),
     # -- LTO and -Wp, ----------------------------------------------------------------------------------
-    ("flto-auto", "linux", ["-flto=auto", "-ffat-lto-objects", "-c", "a.c"], ["-flto", "-ffat-lto-objects", "-c", "a.c"]),
+    ("flto-auto", "linux", ["-flto=auto", "-ffat-lto-objects", "-c", "a.c"],
+     ["-flto", "-ffat-lto-objects", "-c", "a.c"]),
     ("flto-n", "linux", ["-flto=4", "a.o", "-shared"], ["-flto", "a.o", "-shared"]),
     ("flto-thin", "linux", ["-flto=thin", "-c", "a.c"], ["-flto=thin", "-c", "a.c"]),
     ("flto-macos", "macos", ["-flto", "-c", "a.c"], ["-c", "a.c"]),
@@ -141,13 +148,15 @@ CASES = [
     ("windows-posix-libs", "windows", ["a.o", "-shared", "-ldl", "-lpthread", "-lrt", "-lutil", "-lws2_32"],
      ["a.o", "-shared", "-lws2_32"]),
     ("windows-msvcrt", "windows", ["a.o", "-shared", "-lmsvcrt"], ["a.o", "-shared"]),
-    ("windows-elf-options", "windows", ["a.o", "-shared", "-Wl,-soname,x.dll", "-Wl,-z,defs", "-Wl,--version-script=v.map",
-                                        "-Wl,-rpath,/opt/x", "-Wl,--as-needed", "-Wl,--build-id"], ["a.o", "-shared"]),
+    ("windows-elf-options", "windows", ["a.o", "-shared", "-Wl,-soname,x.dll", "-Wl,-z,defs",
+                                        "-Wl,--version-script=v.map", "-Wl,-rpath,/opt/x", "-Wl,--as-needed",
+                                        "-Wl,--build-id"], ["a.o", "-shared"]),
     ("windows-mingw-options", "windows", ["a.o", "-shared", "-Wl,--enable-auto-import", "-Wl,--large-address-aware",
                                           "-Wl,--out-implib,libx.a"], ["a.o", "-shared", "-Wl,--out-implib,libx.a"]),
     ("windows-shared-no-undefined", "windows", ["a.o", "-shared"], ["a.o", "-shared"]),
     # -- host Erlang paths: rewritten to the target root ------------------------------------------------
-    ("erts-include-joined", "linux", [f"-I{HOST}/erts-13.1.5/include", "-c", "a.c"], [f"-I{T}/erts-14.2/include", "-c", "a.c"]),
+    ("erts-include-joined", "linux", [f"-I{HOST}/erts-13.1.5/include", "-c", "a.c"],
+     [f"-I{T}/erts-14.2/include", "-c", "a.c"]),
     ("erts-include-spaced", "linux", ["-I", f"{HOST}/erts-13.1.5/include/", "-c", "a.c"],
      ["-I", f"{T}/erts-14.2/include", "-c", "a.c"]),
     ("erts-isystem", "linux", ["-isystem", f"{HOST}/erts-13.1.5/include", "-c", "a.c"],
@@ -156,8 +165,10 @@ CASES = [
      [f"-isystem{T}/erts-14.2/include", "-c", "a.c"]),
     ("ei-include", "linux", [f"-I{HOST}/lib/erl_interface-5.3/include", "-c", "a.c"],
      [f"-I{T}/lib/erl_interface-5.5/include", "-c", "a.c"]),
-    ("ei-lib-dir", "linux", [f"-L{HOST}/lib/erl_interface-5.3/lib", "-lei"], [f"-L{T}/lib/erl_interface-5.5/lib", "-lei"]),
-    ("ei-lib-bare", "linux", ["a.o", f"{HOST}/lib/erl_interface-5.3/lib/libei.a"], ["a.o", f"{T}/lib/erl_interface-5.5/lib/libei.a"]),
+    ("ei-lib-dir", "linux", [f"-L{HOST}/lib/erl_interface-5.3/lib", "-lei"],
+     [f"-L{T}/lib/erl_interface-5.5/lib", "-lei"]),
+    ("ei-lib-bare", "linux", ["a.o", f"{HOST}/lib/erl_interface-5.3/lib/libei.a"],
+     ["a.o", f"{T}/lib/erl_interface-5.5/lib/libei.a"]),
     ("usr-include-of-root", "linux", [f"-I{HOST}/usr/include", "-c", "a.c"], [f"-I{T}/usr/include", "-c", "a.c"]),
     ("root-itself", "linux", [f"-I{HOST}", "-c", "a.c"], [f"-I{T}", "-c", "a.c"]),
     # Debian's erlang-dev links erl_nif.h & co. into /usr/include: that dir means the root's usr/include
@@ -178,7 +189,8 @@ CASES = [
     # -- no target root: host Erlang paths are dropped, never used --------------------------------------
     ("noroot-erts", "linux-noroot", [f"-I{HOST}/erts-13.1.5/include", "-c", "a.c"], ["-c", "a.c"]),
     ("noroot-erts-spaced", "linux-noroot", ["-I", f"{HOST}/erts-13.1.5/include", "-c", "a.c"], ["-c", "a.c"]),
-    ("noroot-libei", "linux-noroot", ["a.o", f"{HOST}/lib/erl_interface-5.3/lib/libei.a", "-shared"], ["a.o", "-shared"]),
+    ("noroot-libei", "linux-noroot", ["a.o", f"{HOST}/lib/erl_interface-5.3/lib/libei.a", "-shared"],
+     ["a.o", "-shared"]),
     ("noroot-usr-include", "linux-noroot", ["-I/usr/include", "-L/usr/lib", "-c", "a.c"], ["-c", "a.c"]),
     # -- building for the host itself: its Erlang is the right one ----------------------------------------
     ("host-keeps-its-erlang", "host", [f"-I{HOST}/erts-13.1.5/include", "-c", "a.c"],
@@ -188,11 +200,28 @@ CASES = [
     ("stdcxx-once", "linux", ["a.o", "-lstdc++", "-lstdc++"], ["a.o", "-lc++"]),
     ("gcc-s", "linux", ["a.o", "-lgcc_s", "-static-libgcc", "-static-libstdc++"], ["a.o", "-lunwind"]),
     ("gcc-eh", "linux", ["a.o", "-lgcc_eh"], ["a.o"]),
+    # -- a package recipe's drop_flags (XREL_DROP_FLAGS) -------------------------------------------------
+    ("recipe-drop-flags", "recipe", ["-msse2", "-mfpmath=sse", "-O2", "-c", "a.c"], ["-O2", "-c", "a.c"]),
+    ("recipe-drop-xlinker", "recipe", ["a.o", "-Xlinker", "--no-keep-memory", "-shared"], ["a.o", "-shared"]),
+    ("recipe-drop-only-listed", "linux", ["-msse2", "-c", "a.c"], ["-msse2", "-c", "a.c"]),
     # -- untouched -----------------------------------------------------------------------------------
     ("plain", "linux", ["-O2", "-Wall", "-fPIC", "-DNDEBUG", "-c", "a.c", "-o", "a.o"],
      ["-O2", "-Wall", "-fPIC", "-DNDEBUG", "-c", "a.c", "-o", "a.o"]),
     ("linux-lrt-kept", "linux", ["a.o", "-lrt", "-ldl", "-lpthread"], ["a.o", "-lrt", "-ldl", "-lpthread"]),
 ]
+
+
+def _respelled(args: list[str]) -> list[str]:
+    """`args` with -Xlinker X written -Wl,X (a re-spelling that needs no note)."""
+    out, i = [], 0
+    while i < len(args):
+        if args[i] == "-Xlinker" and i + 1 < len(args) and "," not in args[i + 1]:
+            out.append("-Wl," + args[i + 1])
+            i += 2
+        else:
+            out.append(args[i])
+            i += 1
+    return out
 
 
 def _strip_relaxed(out: list[str]) -> list[str]:
@@ -205,7 +234,7 @@ def _strip_relaxed(out: list[str]) -> list[str]:
 def test_filter(config, args, expected):
     out, notes = ccfilter.filter_args(list(args), CONFIGS[config])
     assert _strip_relaxed(out) == expected
-    if out[len(ccfilter.RELAXED_ERRORS):] != ccfilter._xlinker_as_wl(args):  # a re-spelling needs no note
+    if out[len(ccfilter.RELAXED_ERRORS):] != _respelled(args):
         assert notes, "every change is explained"
 
 
@@ -228,7 +257,7 @@ def test_macos_dynamic_lookup_is_added_exactly_once():
 
 @pytest.mark.parametrize("config", ["linux", "macos", "windows"])
 def test_relaxed_errors_only_for_c(config):
-    cxx = dict(CONFIGS[config], mode="c++")
+    cxx = CONFIGS[config]._replace(mode="c++")
     out, _ = ccfilter.filter_args(["-c", "a.cpp"], cxx)
     assert out == ["-c", "a.cpp"]
     assert not any(a.startswith("-Wno-error=") for a in out)
@@ -245,17 +274,18 @@ def test_no_relaxed_errors_for_preprocessing_only(args):
 def test_host_path_notes_say_why():
     _, notes = ccfilter.filter_args([f"-I{HOST}/erts-13.1.5/include", "-c", "a.c"], CONFIGS["linux-noroot"])
     assert len(notes) == 1
-    assert f"{HOST}/erts-13.1.5/include" in notes[0] and ccfilter.HOST_PATH in notes[0]
+    assert f"{HOST}/erts-13.1.5/include" in notes[0].text and "host path" in notes[0].text
+    assert notes[0].host_path
 
 
 def test_command_puts_the_target_first():
-    config = dict(CONFIGS["armhf"], zig="/z/zig", target="arm-linux-gnueabihf.2.28", cpu="generic+v7a+vfp3d16",
-                  extra=["-idirafter", "/s/usr/include"])
+    config = CONFIGS["armhf"]._replace(zig="/z/zig", target="arm-linux-gnueabihf.2.28", cpu="generic+v7a+vfp3d16",
+                                       extra=("-idirafter", "/s/usr/include"))
     cmd, _ = ccfilter.command(config, ["-target", "x86_64-linux-gnu", "-c", "a.c"])
     assert cmd[:6] == ["/z/zig", "cc", "-target", "arm-linux-gnueabihf.2.28", "-mcpu=generic+v7a+vfp3d16", "-idirafter"]
     assert cmd.count("-target") == 1
     assert cmd[-2:] == ["-c", "a.c"]
-    cmd, _ = ccfilter.command(dict(config, mode="c++"), ["-c", "a.cpp"])
+    cmd, _ = ccfilter.command(config._replace(mode="c++"), ["-c", "a.cpp"])
     assert cmd[1] == "c++"
 
 
@@ -291,7 +321,7 @@ def test_real_config_without_a_root_drops_host_erlang(tmp_path):
     erts = host.root / f"erts-{host.erts_version}" / "include"
     out, notes = ccfilter.filter_args([f"-I{erts}", "-c", "a.c"], config)
     assert _strip_relaxed(out) == ["-c", "a.c"]
-    assert any(ccfilter.HOST_PATH in n for n in notes)
+    assert any(n.host_path for n in notes)
 
 
 @needs_erl
@@ -310,7 +340,33 @@ def test_real_config_maps_host_multiarch_dirs_into_a_sysroot(tmp_path):
     host_multiarch = host_target().multiarch
     if not host_multiarch:
         pytest.skip("the host has no Debian multiarch tuple")
-    out, _ = ccfilter.filter_args([f"-I/usr/include/{host_multiarch}", f"-L/usr/lib/{host_multiarch}", "-c", "a.c"], config)
+    args = [f"-I/usr/include/{host_multiarch}", f"-L/usr/lib/{host_multiarch}", "-c", "a.c"]
+    out, _ = ccfilter.filter_args(args, config)
     assert _strip_relaxed(out) == [f"-I{sysroot}/usr/include/aarch64-linux-gnu",
                                    f"-L{sysroot}/usr/lib/aarch64-linux-gnu", "-c", "a.c"]
-    assert config["arch"] == "aarch64" and config["os"] == "linux"
+    assert config.arch == "aarch64" and config.os == "linux"
+
+
+def test_config_survives_its_json():
+    config = _config("macos", "aarch64", root=False)._replace(zig="/z/zig", cpu=None, extra=("-L/x",))
+    assert CcConfig.from_json(config.to_json()) == config
+
+
+def test_every_rule_says_why():
+    assert all(rule.__doc__ for rule in ccfilter.RULES)
+    assert len(set(ccfilter.RULES)) == len(ccfilter.RULES)
+
+
+def test_wrapper_runs_the_filter_as_a_plain_script(tmp_path):
+    """The wrapper runs ccfilter.py under `python -S -E` (no xrel on the path): here with echo as zig."""
+    config = CONFIGS["linux-noroot"]._replace(zig=shutil.which("echo") or "/bin/echo", target="aarch64-linux-gnu")
+    log = tmp_path / "cc.jsonl"
+    env = {"PATH": os.environ.get("PATH", ""), "XREL_CC_LOG": str(log), "XREL_DROP_FLAGS": json.dumps(["-msse2"])}
+    run = subprocess.run([sys.executable, "-S", "-E", ccfilter.__file__, config.to_json(), "-msse2",
+                          f"-I{HOST}/erts-13.1.5/include", "-c", "a.c"], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split()[:3] == ["cc", "-target", "aarch64-linux-gnu"]
+    assert run.stdout.split()[-2:] == ["-c", "a.c"] and "-msse2" not in run.stdout
+    assert "host path" in run.stderr and "ERTS_INCLUDE_DIR" in run.stderr
+    record = json.loads(log.read_text())
+    assert "dropped -msse2 (recipe drop_flags)" in record["notes"]
