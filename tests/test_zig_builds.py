@@ -282,7 +282,8 @@ def test_cxx_links_libcxx_statically(name, tmp_path):
         "#include <string>\n#include <vector>\n#include <stdexcept>\n"
         'extern "C" int xrel_cxx_len(const char *s) {\n'
         '  std::vector<std::string> parts{std::string(s), "x"};\n'
-        '  try { if (parts.size() > 5) throw std::runtime_error("no"); } catch (const std::exception &) { return -1; }\n'
+        '  try { if (parts.size() > 5) throw std::runtime_error("no"); }\n'
+        '  catch (const std::exception &) { return -1; }\n'
         "  return (int)(parts[0].size() + parts[1].size());\n}\n")
     out = tmp_path / "libcxx_nif.so"
     cxx = xrel.zig_toolchain(name).env()["CXX"]
