@@ -1,4 +1,4 @@
-"""Test helpers shared by the build, run and native-code tests."""
+"""Test helpers shared by the build, run and native-code tests (test modules import these, never each other)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,36 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from xrel.emulate import qemu
+from xrel.targets import Target
+
 FIXTURES = Path(__file__).parent / "fixtures"
+XREL = (sys.executable, "-m", "xrel")  # the xrel under test, not whichever is first on PATH
+HOST_STD = "x86_64-unknown-linux-gnu"  # the Rust target whose std every Rust test needs
+
+
+def runnable(target: str):
+    """Skip (saying why) when this machine cannot run the target: no qemu, no binfmt, not root."""
+    t = Target.parse(target)
+    emu = qemu.emulation(t)
+    if not emu.possible:
+        return pytest.mark.skip(reason=f"cannot run {target} here: {emu.reason}")
+    if t.arch == "x86" and os.geteuid() != 0:
+        return pytest.mark.skip(reason="i386 releases run in a private mount namespace, which needs root")
+    return pytest.mark.skipif(False, reason=f"{target} runs here ({emu.mode})")
+
+
+def has_rust_std(triple: str) -> bool:
+    """Are cargo, rustc and the Rust std for `triple` installed?"""
+    if not (shutil.which("cargo") and shutil.which("rustc")):
+        return False
+    out = subprocess.run(["rustc", "--print", "target-libdir", "--target", triple], capture_output=True, text=True)
+    return out.returncode == 0 and any(Path(out.stdout.strip()).glob("libstd-*.rlib"))
 
 
 def copy_fixtures(dest: Path, *names: str) -> Path:

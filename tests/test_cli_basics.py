@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from xrel.emulate import qemu
-from xrel.targets import Target, all_targets, host_target
+from xrel.targets import Target, host_target
 from xrel.zig.locate import find_zig
 
 TOOL_VARS = ("CC", "CXX", "AR", "RANLIB", "STRIP", "CMAKE_TOOLCHAIN_FILE")
@@ -39,31 +38,55 @@ def fake_otp_root(base: Path) -> Path:
 
 
 # -- targets ---------------------------------------------------------------------------------------
+TARGET_NAMES = ["x86_64-linux-gnu", "aarch64-linux-gnu", "arm-linux-gnueabihf", "x86-linux-gnu", "riscv64-linux-gnu",
+                "s390x-linux-gnu", "powerpc64le-linux-gnu", "x86_64-linux-musl", "aarch64-linux-musl", "x86_64-macos",
+                "aarch64-macos", "x86_64-windows"]
+GLIBC_LINUX = [n for n in TARGET_NAMES if n.endswith(("-gnu", "-gnueabihf"))]
+
+# what other tools call each target family: known values, not read back from recipes/targets.toml
+KNOWN_ROWS = {
+    "aarch64-linux-gnu": {"zig": "aarch64-linux-gnu", "rust": "aarch64-unknown-linux-gnu",
+                          "erlang": "aarch64-unknown-linux-gnu", "debian": "arm64", "format": "elf", "bits": 64},
+    "arm-linux-gnueabihf": {"zig": "arm-linux-gnueabihf", "rust": "armv7-unknown-linux-gnueabihf",
+                            "erlang": "arm-unknown-linux-gnueabihf", "debian": "armhf", "format": "elf", "bits": 32},
+    "x86-linux-gnu": {"zig": "x86-linux-gnu", "rust": "i686-unknown-linux-gnu", "erlang": "i686-pc-linux-gnu",
+                      "debian": "i386", "format": "elf", "bits": 32},
+    "x86_64-linux-musl": {"zig": "x86_64-linux-musl", "rust": "x86_64-unknown-linux-musl",
+                          "erlang": "x86_64-alpine-linux-musl", "sources": ["alpine"], "format": "elf", "bits": 64},
+    "aarch64-macos": {"zig": "aarch64-macos", "rust": "aarch64-apple-darwin", "erlang": "aarch64-apple-darwin",
+                      "format": "macho", "bits": 64, "run_here": "none"},
+    "x86_64-windows": {"zig": "x86_64-windows-gnu", "rust": "x86_64-pc-windows-gnu", "erlang": "win32",
+                       "sources": ["windows"], "format": "pe", "bits": 64, "run_here": "none"},
+}
+KNOWN_ALIASES = {"arm-linux-gnueabihf": {"armhf", "linux/arm/v7", "armv7-unknown-linux-gnueabihf"},
+                 "aarch64-linux-gnu": {"arm64", "linux/arm64", "aarch64-unknown-linux-gnu"},
+                 "x86-linux-gnu": {"i386", "i686", "linux/386"}, "x86_64-windows": {"win64", "x86_64-pc-windows-msvc"}}
+
+
 def test_targets_json_lists_every_target():
     result = xrel("targets", "--json")
     assert result.returncode == 0, result.stderr
-    rows = json.loads(result.stdout)
-    assert [r["name"] for r in rows] == [t.name for t in all_targets()]
-    for row, target in zip(rows, all_targets()):
-        assert row["aliases"] == list(target.aliases) and row["aliases"]
-        assert row["sources"] == list(target.sources) and row["sources"]
-        assert (row["zig"], row["rust"], row["erlang"], row["format"], row["bits"]) == (
-            target.zig, target.rust, target.erlang, target.format, target.bits)
-        expected = qemu.emulation(target)
-        assert (row["run_here"], row["run_note"]) == (expected.mode, expected.reason)
-        assert row["run_here"] in ("native", "qemu", "none") and row["run_note"]
-        if target.os != "linux":
-            assert row["run_here"] == "none"
-    host = next(r for r in rows if r["name"] == host_target().name)
-    assert host["run_here"] == "native"
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert list(rows) == TARGET_NAMES
+    for name, expected in KNOWN_ROWS.items():
+        assert {k: rows[name][k] for k in expected} == expected, name
+    for name, aliases in KNOWN_ALIASES.items():
+        assert aliases <= set(rows[name]["aliases"]), name
+    for row in rows.values():
+        assert row["sources"] and row["run_here"] in ("native", "qemu", "none") and row["run_note"]
+    assert rows["x86_64-macos"]["run_note"] == "macos binaries cannot run on this machine"
+    host = rows[host_target().name]
+    assert (host["run_here"], host["run_note"]) == ("native", "host target")
 
 
 def test_targets_text_names_every_target_and_alias():
     result = xrel("targets")
     assert result.returncode == 0, result.stderr
-    for target in all_targets():
-        assert target.name in result.stdout
-        assert all(alias in result.stdout for alias in target.aliases)
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines if not line.startswith(" ")] == TARGET_NAMES
+    for name, aliases in KNOWN_ALIASES.items():
+        shown = lines[lines.index(next(line for line in lines if line.startswith(name + " "))) + 1]
+        assert all(alias in shown.split("aliases:")[1].replace(",", " ").split() for alias in aliases), name
 
 
 # -- zig-env -----------------------------------------------------------------------------------------
@@ -105,8 +128,8 @@ def test_zig_env_sh_evaluates_in_a_shell(tmp_path):
     root = fake_otp_root(tmp_path)
     as_json = json.loads(xrel("zig-env", "aarch64-macos", "--otp-root", str(root), "--format", "json", env=env).stdout)
     keys = sorted(as_json)
-    script = (f'eval "$({shlex.quote(sys.executable)} -m xrel zig-env aarch64-macos --otp-root {shlex.quote(str(root))})"'
-              " && " + " && ".join(f'printf "%s\\n" "${k}"' for k in keys))
+    command = f"{shlex.quote(sys.executable)} -m xrel zig-env aarch64-macos --otp-root {shlex.quote(str(root))}"
+    script = (f'eval "$({command})"' " && " + " && ".join(f'printf "%s\\n" "${k}"' for k in keys))
     result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert dict(zip(keys, result.stdout.splitlines())) == as_json
@@ -154,9 +177,13 @@ def test_doctor_json(tmp_path):
     assert str(tmp_path / "doctor cache") in by_name["cache"]["detail"]
     assert by_name["make"]["ok"] == (shutil.which("make") is not None)
     assert by_name["erlang"]["ok"] == (shutil.which("erl") is not None)
-    for target in all_targets():
-        if target.libc == "glibc":
-            assert by_name[f"run {target.name}"]["ok"] == qemu.emulation(target).possible
+    runs = {name.removeprefix("run "): row for name, row in by_name.items() if name.startswith("run ")}
+    assert sorted(runs) == sorted(GLIBC_LINUX)  # musl, macOS and Windows releases never run here
+    assert (runs[host_target().name]["ok"], runs[host_target().name]["detail"]) == (True, "host target")
+    if not by_name["binfmt_misc"]["ok"]:
+        assert "mount -t binfmt_misc" in by_name["binfmt_misc"]["fix"]
+        foreign = [n for n in GLIBC_LINUX if n not in (host_target().name, "x86-linux-gnu")]  # i386: no binfmt
+        assert not any(runs[n]["ok"] for n in foreign), runs
 
 
 def test_doctor_text():
@@ -212,9 +239,12 @@ def test_version():
     assert result.returncode == 0 and package.__version__ in result.stdout
 
 
-@pytest.mark.skipif(shutil.which("xrel") is None, reason="the xrel console script is not installed (pip install -e .)")
+CONSOLE_SCRIPT = Path(sys.executable).parent / "xrel"  # this interpreter's, not whichever is first on PATH
+
+
+@pytest.mark.skipif(not CONSOLE_SCRIPT.is_file(), reason="the xrel console script is not installed (pip install -e .)")
 def test_console_script_matches_python_m():
-    result = subprocess.run(["xrel", "targets", "--json"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([str(CONSOLE_SCRIPT), "targets", "--json"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0
     assert json.loads(result.stdout) == json.loads(xrel("targets", "--json").stdout)
 
