@@ -12,7 +12,7 @@ import pytest
 
 import xrel
 from conftest import needs_apt, needs_make, needs_mix
-from helpers import copy_fixtures, host_release, marker, tree_digest
+from helpers import XREL, copy_fixtures, host_release, marker, tree_digest
 from xrel.errors import InspectionError, UsageError
 from xrel.inspection import binaries
 
@@ -141,7 +141,7 @@ def test_bad_input_gives_one_line_errors(tmp_path):
         xrel.build(root / "pure_app", ["aarch64-linux-gnuu"])
     with pytest.raises(UsageError, match="older than this machine's OTP"):
         xrel.build(root / "pure_app", ["aarch64-linux-gnu"], otp="24")
-    cli = subprocess.run(["xrel", "build", str(tmp_path), "-t", "armhf"], capture_output=True, text=True)
+    cli = subprocess.run([*XREL, "build", str(tmp_path), "-t", "armhf"], capture_output=True, text=True)
     assert cli.returncode == 2 and "Traceback" not in cli.stderr
     assert cli.stderr.strip().startswith("xrel: error: no mix.exs") and len(cli.stderr.strip().splitlines()) == 1
 
@@ -156,13 +156,13 @@ def test_a_glibc_floor_below_the_runtimes_is_an_error_naming_it(tmp_path):
 def test_inspect_cli_on_a_tarball(three_targets):
     _project, result, _b, _a = three_targets
     arm = next(t for t in result.targets if t.target == "arm-linux-gnueabihf")
-    out = subprocess.run(["xrel", "inspect", arm.tarball, "--json"], capture_output=True, text=True, check=True)
+    out = subprocess.run([*XREL, "inspect", arm.tarball, "--json"], capture_output=True, text=True, check=True)
     report = json.loads(out.stdout)
     assert report["ok"] and report["target"] == "arm-linux-gnueabihf" and report["glibc_floor"] == "2.34"
     files = {f["path"]: f for f in report["files"]}
     assert files["lib/nif_make-0.1.0/priv/port_prog"]["info"]["needed"] == ["libc.so.6"]
     assert "libcrypto.so.3" in report["needed"]
-    wrong = subprocess.run(["xrel", "inspect", arm.tarball, "-t", "aarch64-linux-gnu"], capture_output=True, text=True)
+    wrong = subprocess.run([*XREL, "inspect", arm.tarball, "-t", "aarch64-linux-gnu"], capture_output=True, text=True)
     assert wrong.returncode == 8 and "do not match aarch64-linux-gnu" in wrong.stderr
 
 
@@ -180,7 +180,7 @@ def test_include_erts_false_is_honoured_and_said(tmp_path):
 def test_two_builds_of_one_project_at_once_both_succeed(tmp_path):
     root = copy_fixtures(tmp_path, "nif_make")
     project = root / "nif_make"
-    cmd = ["xrel", "-q", "build", str(project), "-t", "arm-linux-gnueabihf", "--json"]
+    cmd = [*XREL, "-q", "build", str(project), "-t", "arm-linux-gnueabihf", "--json"]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=900) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs

@@ -13,6 +13,7 @@ import pytest
 
 import xrel
 from conftest import needs_apt
+from helpers import XREL
 from xrel.errors import NotAvailableError
 from xrel.inspection import binaries
 
@@ -56,7 +57,7 @@ def test_cached_fetch_works_with_the_network_cut():
                          env=os.environ, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["otp_version"].startswith("25.")
-    cli = subprocess.run(["unshare", "--net", "xrel", "fetch-erts", "armhf", "--otp", "25", "--offline"],
+    cli = subprocess.run(["unshare", "--net", *XREL, "fetch-erts", "armhf", "--otp", "25", "--offline"],
                          capture_output=True, text=True, timeout=120)
     assert cli.returncode == 0 and Path(cli.stdout.strip()).is_dir()
 
@@ -68,7 +69,7 @@ def test_a_version_debian_lacks_names_what_it_has():
 
 
 def test_otp_versions_lists_both_suites_with_their_glibc():
-    out = subprocess.run(["xrel", "otp-versions", "arm64", "--source", "debian", "--json"], capture_output=True,
+    out = subprocess.run([*XREL, "otp-versions", "arm64", "--source", "debian", "--json"], capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     text = out.stdout

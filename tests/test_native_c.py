@@ -21,8 +21,7 @@ import pytest
 
 import xrel
 from conftest import have, needs_apt, needs_make, needs_mix
-from helpers import FIXTURES, copy_fixtures, marker, tree_digest
-from test_run import runnable
+from helpers import FIXTURES, XREL, copy_fixtures, marker, runnable, tree_digest
 from xrel import recipes
 from xrel.errors import InspectionError, UsageError
 from xrel.inspection import binaries
@@ -170,7 +169,7 @@ def test_cpp_nif_carries_its_cxx_runtime(zoo, tmp_path):
         assert cpp.info["needed"], cpp.info
         assert not [n for n in cpp.info["needed"] if n.startswith(("libstdc++", "libc++", "libgcc_s"))], cpp.info
         assert b"_ZNSt3__1" in nif(zoo, target, "cpp").read_bytes()  # LLVM libc++, linked in statically
-    out = subprocess.run(["xrel", "inspect", str(zoo.releases["aarch64-linux-gnu"]), "--json"], capture_output=True,
+    out = subprocess.run([*XREL, "inspect", str(zoo.releases["aarch64-linux-gnu"]), "--json"], capture_output=True,
                          text=True, check=True)
     listed = {f["path"]: f["info"]["needed"] for f in json.loads(out.stdout)["files"]}
     assert "libc.so.6" in listed["lib/cpp_nif-0.1.0/priv/cpp_nif.so"]

@@ -19,24 +19,15 @@ from pathlib import Path
 import pytest
 
 import xrel
-from conftest import have, needs_apt, needs_mix
-from helpers import copy_fixtures, tree_digest
+from conftest import needs_apt, needs_mix
+from helpers import HOST_STD, XREL, copy_fixtures, has_rust_std, tree_digest
 from otp_tree import RELEASE_APPS, build_otp_tree
 from xrel.errors import BuildError, MissingToolError
 from xrel.inspection import binaries
 from xrel.release.workspace import project_key
 
-HOST_STD = "x86_64-unknown-linux-gnu"
-
-
-def _has_std(triple: str) -> bool:
-    if not (have("cargo") and have("rustc")):
-        return False
-    out = subprocess.run(["rustc", "--print", "target-libdir", "--target", triple], capture_output=True, text=True)
-    return out.returncode == 0 and any(Path(out.stdout.strip()).glob("libstd-*.rlib"))
-
-
-needs_rust = pytest.mark.skipif(not _has_std(HOST_STD), reason=f"cargo/rustc with the {HOST_STD} std are not installed")
+needs_rust = pytest.mark.skipif(not has_rust_std(HOST_STD),
+                                reason=f"cargo/rustc with the {HOST_STD} std are not installed")
 pytestmark = [needs_mix, needs_rust, pytest.mark.slow]
 
 RUST_FIXTURES = ("rustler", "rust_nif", "uses_rust")
@@ -102,7 +93,7 @@ def test_rustler_module_is_compiled_per_target_in_the_targets_tree(two_floors):
 def test_release_runs_the_rust_nif_and_smoke_loads_it(two_floors):
     _project, result, _b, _a = two_floors
     release = Path(result.targets[0].release_dir)
-    out = subprocess.run(["xrel", "-q", "run", str(release), "eval", "IO.puts(UsesRust.report())"],
+    out = subprocess.run([*XREL, "-q", "run", str(release), "eval", "IO.puts(UsesRust.report())"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "rust_arch=x86_64 pointer_bytes=8 lang=rust add=42" in out.stdout
@@ -121,7 +112,7 @@ def test_explicit_glibc_floor_reaches_the_rust_linker(tmp_path):
 
 
 def test_missing_rust_std_fails_early_with_the_rustup_command(tmp_path):
-    if _has_std("aarch64-unknown-linux-gnu"):
+    if has_rust_std("aarch64-unknown-linux-gnu"):
         pytest.skip("the aarch64 Rust std is installed here, so there is no error to see")
     project = _copy(tmp_path)
     with pytest.raises(MissingToolError) as err:
@@ -129,7 +120,7 @@ def test_missing_rust_std_fails_early_with_the_rustup_command(tmp_path):
     assert "rustup target add aarch64-unknown-linux-gnu" in str(err.value)
     assert "rust_nif" in str(err.value)
     assert not list(xrel_cache_builds().glob(f"{project_key(project, 'prod')}/prod/*")), "it built before failing"
-    cli = subprocess.run(["xrel", "build", str(project), "-t", "arm64"], capture_output=True, text=True)
+    cli = subprocess.run([*XREL, "build", str(project), "-t", "arm64"], capture_output=True, text=True)
     assert cli.returncode == 3 and len(cli.stderr.strip().splitlines()) == 1, cli.stderr
     assert "`rustup target add aarch64-unknown-linux-gnu`" in cli.stderr
 

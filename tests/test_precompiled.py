@@ -27,11 +27,9 @@ import pytest
 
 import xrel
 from conftest import needs_apt, needs_make, needs_mix
-from helpers import copy_fixtures
+from helpers import HOST_STD, XREL, copy_fixtures, has_rust_std, runnable
 from otp_tree import RELEASE_APPS, build_otp_tree
 from runtime_server import Upstream
-from test_native_rust import HOST_STD, _has_std
-from test_run import runnable
 from xrel.errors import DownloadError, InspectionError, MissingToolError, NotAvailableError, VerificationError
 from xrel.inspection import binaries
 from xrel.storage import cache
@@ -126,7 +124,7 @@ def debian_roots(targets: list[str]) -> dict[str, Path]:
 
 
 def run_report(release: Path, module: str = "UsesPrecompiled") -> str:
-    out = subprocess.run(["xrel", "-q", "run", str(release), "eval", f"IO.puts({module}.report())"],
+    out = subprocess.run([*XREL, "-q", "run", str(release), "eval", f"IO.puts({module}.report())"],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout.strip().splitlines()[-1]
@@ -242,7 +240,7 @@ def test_no_artifact_for_the_target_is_named_then_forced_from_source(pub, monkey
     message = str(err.value)
     assert "rp_nif" in message and "x86_64-linux-gnu" in message and "x86_64-unknown-linux-gnu" in message
     assert "RUSTLER_PRECOMPILED_FORCE_BUILD_ALL=1" in message and len(message.splitlines()) == 1
-    if not _has_std(HOST_STD):
+    if not has_rust_std(HOST_STD):
         pytest.skip(f"forcing builds rp_nif's crate, which needs cargo and the {HOST_STD} Rust std")
     monkeypatch.setenv("RUSTLER_PRECOMPILED_FORCE_BUILD_ALL", "1")
     project = copy_project(pub, pub.root / "x86_64-forced")  # a fresh tree: ccp_nif compiles (and is noted) again
@@ -329,7 +327,7 @@ def test_macos(pub, monkeypatch):
     with pytest.raises(NotAvailableError, match=r"rp_nif .*x86_64-macos \(it asked for x86_64-apple-darwin-gnu\).*"
                                                 r"cannot fetch macOS artifacts"):
         xrel.build(both, ["x86_64-macos"], source=f"path:{tree}")
-    if _has_std("x86_64-apple-darwin"):
+    if has_rust_std("x86_64-apple-darwin"):
         return
     monkeypatch.setenv("RUSTLER_PRECOMPILED_FORCE_BUILD_ALL", "true")
     with pytest.raises(MissingToolError, match=r"rustup target add x86_64-apple-darwin"):
