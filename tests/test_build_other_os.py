@@ -48,7 +48,7 @@ def test_macos_release(project, upstream, target, machine):
     publish_full_runtimes(upstream, target, "25.2.3")
     result = xrel.build(project, [target], out=project.parent / "out-mac")
     t = result.targets[0]
-    assert t.runtime["source"] == "otp_builds"
+    assert t.runtime.source == "otp_builds"
     release = Path(t.release_dir)
     found = natives(release)
     assert found["fixture_nif.so"].format == "macho" and found["fixture_nif.so"].kind == "shared"
@@ -103,7 +103,7 @@ def test_musl_release(project, httpserver, tmp_path, monkeypatch):
     _alpine_repo(httpserver, tmp_path, monkeypatch)
     result = xrel.build(project, ["x86_64-linux-musl"], otp="27", out=project.parent / "out-musl")
     t = result.targets[0]
-    assert t.runtime["source"] == "alpine"  # (the test tree carries the host OTP_VERSION file)
+    assert t.runtime.source == "alpine"  # (the test tree carries the host OTP_VERSION file)
     found = natives(Path(t.release_dir))
     assert found["fixture_nif.so"].machine == 62 and found["fixture_nif.so"].libc in (None, "musl")
     assert found["port_prog"].libc in (None, "musl") and found["port_prog"].glibc_floor is None

@@ -69,7 +69,7 @@ def test_release_runs_its_nif_port_and_crypto_on_the_target_cpu(project, target,
     assert "lib/nif_make-0.1.0/priv/fixture_nif.so" in smoke.nifs_loaded
     assert any(p.endswith("crypto.so") for p in smoke.nifs_loaded)
     assert smoke.executables == ["lib/nif_make-0.1.0/priv/port_prog"]
-    assert smoke.crypto["status"] == "ok" and smoke.system["wordsize"] == int(pointer)
+    assert smoke.crypto.status == "ok" and smoke.system.wordsize == int(pointer)
     assert smoke.modules > 500 and not smoke.failures
 
 

@@ -13,7 +13,8 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from xrel.emulate.runner import SmokeReport, run, smoke
+    from xrel.emulate.runner import run
+    from xrel.emulate.smoke import SmokeReport, smoke
     from xrel.errors import XrelError
     from xrel.inspection.check import Report, inspect
     from xrel.release.build import BuildResult, TargetResult, build
@@ -30,7 +31,7 @@ _API = {
     "ZigToolchain": "xrel.zig.toolchain", "zig_toolchain": "xrel.zig.toolchain",
     "build": "xrel.release.build", "BuildResult": "xrel.release.build", "TargetResult": "xrel.release.build",
     "inspect": "xrel.inspection.check", "Report": "xrel.inspection.check",
-    "run": "xrel.emulate.runner", "smoke": "xrel.emulate.runner", "SmokeReport": "xrel.emulate.runner",
+    "run": "xrel.emulate.runner", "smoke": "xrel.emulate.smoke", "SmokeReport": "xrel.emulate.smoke",
 }
 __all__ = sorted(_API)
 

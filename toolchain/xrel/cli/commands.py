@@ -96,9 +96,8 @@ def build_cmd(project_dir, targets, otp, source, release, out, mix_env, mix_targ
     """Cross-build the release of PROJECT_DIR for each --target."""
     from xrel.release.build import build
 
-    result = build(project_dir, list(targets), otp=otp, source=source, release=release, out=out,
-                   mix_env=mix_env, mix_target=mix_target, offline=offline,
-                   sysroot_packages=list(sysroot_packages))
+    result = build(project_dir, targets, otp=otp, source=source, release=release, out=out,
+                   mix_env=mix_env, mix_target=mix_target, offline=offline, sysroot_packages=sysroot_packages)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -149,7 +148,7 @@ def run_cmd(release: str, target: str | None, packages: tuple[str, ...], args: t
     args = list(args)
     if args[:1] == ["--"]:
         args = args[1:]  # `xrel run REL -- ARGS`: everything after -- goes to the release
-    raise SystemExit(run(release, args, target=target, sysroot_packages=list(packages)))
+    raise SystemExit(run(release, args, target=target, sysroot_packages=packages))
 
 
 @command("smoke")
@@ -159,20 +158,20 @@ def run_cmd(release: str, target: str | None, packages: tuple[str, ...], args: t
 @click.option("--json", "as_json", is_flag=True)
 def smoke_cmd(release: str, target: str | None, packages: tuple[str, ...], as_json: bool) -> None:
     """Boot RELEASE on its target CPU, load every module (every NIF), check crypto."""
-    from xrel.emulate.runner import smoke
+    from xrel.emulate.smoke import smoke
     from xrel.errors import EmulationError
 
-    report = smoke(release, target=target, sysroot_packages=list(packages))
+    report = smoke(release, target=target, sysroot_packages=packages)
     if as_json:
         emit_json(report.to_dict())
     else:
+        crypto = f"{report.crypto.status} {report.crypto.library}" if report.crypto else "absent "
         click.echo(f"{report.target} ({report.mode}): {len(report.apps)} apps, {report.modules} modules, "
                    f"NIFs loaded: {', '.join(report.nifs_loaded) or 'none'}")
-        click.echo(f"priv executables: {', '.join(report.executables) or 'none'}; crypto: "
-                   f"{report.crypto.get('status', 'absent')} {report.crypto.get('library', '')}")
+        click.echo(f"priv executables: {', '.join(report.executables) or 'none'}; crypto: {crypto}")
         for f in report.failures:
-            click.echo(f"FAILED {f['module']} ({f['app']}): {f['reason']} {f['loader_error']}")
+            click.echo(f"FAILED {f.module} ({f.app}): {f.reason} {f.loader_error}")
     if not report.ok:
         first = report.failures[0] if report.failures else None
-        detail = f": {first['module']}: {first['loader_error'] or first['reason']}" if first else ""
+        detail = f": {first.module}: {first.loader_error or first.reason}" if first else ""
         raise EmulationError(f"smoke test failed for {report.target}: {'; '.join(report.notes)}{detail}")

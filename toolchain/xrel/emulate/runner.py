@@ -1,4 +1,4 @@
-"""Run a release on its target CPU here (qemu-user, or natively), and smoke-test it."""
+"""Run a release on its target CPU here: natively, under qemu-user, or in a private mount namespace."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import os
 import platform
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from xrel import progress
+from xrel import progress, recipes
 from xrel.debian.sysroot import ensure_sysroot
 from xrel.emulate import qemu
 from xrel.errors import EmulationError
@@ -40,21 +41,14 @@ class Plan:
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(self.command), *args]
 
 
-def jit_flags(target: Target, otp_major: int) -> str:
-    """The arm64 JIT dual-maps code memory, which crashes under qemu-user: single-map it.
-    Added under emulation only, never into the release."""
-    if target.arch != "aarch64":
-        return ""
-    return "+JMsingle true" if otp_major >= 26 else "+JPperf true"
-
-
 def _host_glibc() -> tuple[int, ...]:
     lib, version = platform.libc_ver()
     return version_key(version) if lib == "glibc" else ()
 
 
-def plan(release_dir: Path, target: Target | None = None, sysroot_packages: list[str] = (),
+def plan(release_dir: Path, target: Target | None = None, sysroot_packages: Sequence[str] = (),
          offline: bool = False) -> Plan:
+    """How to start the release here: natively, under qemu-user with a sysroot, or in a mount namespace."""
     target = target or release_target(release_dir)
     emu = qemu.emulation(target)
     if not emu.possible:
@@ -77,7 +71,8 @@ def plan(release_dir: Path, target: Target | None = None, sysroot_packages: list
                              f"which has no entry for this CPU here", qemu.ENABLE_BINFMT)
     sysroot, notes = _sysroot(target, report, meta, sysroot_packages, offline)
     env["QEMU_LD_PREFIX"] = str(sysroot)
-    flags = jit_flags(target, marker.otp_major if marker else 0)
+    # the arm64 JIT dual-maps code memory, which crashes under qemu-user: never added into the release
+    flags = recipes.compat().jit_flags(target.arch, marker.otp_major if marker else 0)
     if flags:
         env["ELIXIR_ERL_OPTIONS"] = (env.get("ELIXIR_ERL_OPTIONS", "") + " " + flags).strip()
         notes.append(f"added {flags} for qemu-user (not in the release)")
@@ -114,146 +109,11 @@ def _sysroot(target, report, meta, sysroot_packages, offline) -> tuple[Path, lis
     return sysroot, notes
 
 
-def run(release: str | Path, args: list[str], target: str | None = None,
-        sysroot_packages: list[str] = (), **popen) -> int:
+def run(release: str | Path, args: Sequence[str] = (), *, target: str | Target | None = None,
+        sysroot_packages: Sequence[str] = (), **popen) -> int:
     """Run `bin/<name> ARGS` of the release on its target CPU; returns the exit code."""
     with opened_release(release) as release_dir:
         p = plan(release_dir, Target.parse(target) if target else None, sysroot_packages)
         for note in p.notes:
             progress.note(f"xrel: {note}")
-        return subprocess.call(p.argv(args), env=p.env, **popen)
-
-
-SMOKE_CODE = r'''
-out = fn parts -> IO.puts(Enum.join(["XREL-SMOKE" | parts], "\t")) end
-root = to_string(:code.root_dir())
-for ebin <- Path.wildcard(Path.join(root, "lib/*/ebin")) do
-  app = ebin |> Path.dirname() |> Path.basename()
-  beams = Path.wildcard(Path.join(ebin, "*.beam"))
-  failed =
-    for beam <- beams, mod = beam |> Path.basename(".beam") |> String.to_atom(), reduce: [] do
-      acc ->
-        case :code.ensure_loaded(mod) do
-          {:module, _} -> acc
-          {:error, reason} -> [{mod, reason} | acc]
-        end
-    end
-  out.(["app", app, Integer.to_string(length(beams)), Integer.to_string(length(failed))])
-  for {mod, reason} <- failed, do: out.(["fail", app, inspect(mod), inspect(reason)])
-end
-maps = case File.read("/proc/self/maps") do
-  {:ok, text} -> text
-  _ -> ""
-end
-for line <- String.split(maps, "\n"), path = line |> String.split(" ", trim: true) |> Enum.at(5),
-    is_binary(path) and String.starts_with?(path, root <> "/lib/"), uniq: true,
-    do: out.(["mapped", path])
-crypto =
-  try do
-    hash = :crypto.hash(:sha256, "xrel") |> Base.encode16(case: :lower)
-    {_, _, version} = hd(:crypto.info_lib())
-    ["ok", hash, to_string(version)]
-  rescue
-    e -> ["error", Exception.message(e), ""]
-  catch
-    kind, reason -> ["error", inspect({kind, reason}), ""]
-  end
-out.(["crypto" | crypto])
-try do
-  Logger.flush()
-rescue
-  _ -> :ok
-end
-out.(["system", to_string(:erlang.system_info(:system_architecture)), to_string(:erlang.system_info(:otp_release)),
-      Integer.to_string(:erlang.system_info(:wordsize))])
-'''
-
-
-@dataclass
-class SmokeReport:
-    target: str
-    mode: str
-    ok: bool
-    apps: dict[str, int]
-    modules: int
-    failures: list[dict]
-    nifs_loaded: list[str]
-    executables: list[str]
-    crypto: dict
-    system: dict
-    notes: list[str]
-    output_tail: list[str]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _parse_smoke(output: str) -> dict:
-    data: dict = {"apps": {}, "modules": 0, "failures": [], "mapped": [], "crypto": {}, "system": {}}
-    for line in output.splitlines():
-        if not line.startswith("XREL-SMOKE\t"):
-            continue
-        kind, *rest = line.split("\t")[1:]
-        if kind == "app":
-            data["apps"][rest[0]] = int(rest[1])
-            data["modules"] += int(rest[1])
-        elif kind == "fail":
-            data["failures"].append({"app": rest[0], "module": rest[1], "reason": rest[2]})
-        elif kind == "mapped":
-            data["mapped"].append(rest[0])
-        elif kind == "crypto":
-            data["crypto"] = {"status": rest[0], "sha256": rest[1], "library": rest[2]}
-        elif kind == "system":
-            data["system"] = {"architecture": rest[0], "otp_release": rest[1], "wordsize": int(rest[2])}
-    return data
-
-
-def _loader_errors(output: str, module: str) -> str:
-    """The loader's own words about a module whose on_load failed (the VM logs them, over
-    several lines, until a blank line)."""
-    bare = module.strip("'").replace("Elixir.", "")
-    lines = output.splitlines()
-    for i, line in enumerate(lines):
-        if "on_load function for module" in line and bare in line:
-            text = []
-            for follow in lines[i + 1:]:
-                if not follow.strip() or follow.startswith("XREL-SMOKE"):
-                    break
-                text.append(follow.strip())
-            return " ".join(text)[:600]
-    return ""
-
-
-def smoke(release: str | Path, target: str | None = None, sysroot_packages: list[str] = (),
-          timeout: float = 600) -> SmokeReport:
-    """Boot the release (`eval`), load every module of every app (running each NIF's on_load),
-    and report apps, modules, NIFs loaded, priv executables and whether crypto works."""
-    with opened_release(release) as release_dir:
-        p = plan(release_dir, Target.parse(target) if target else None, sysroot_packages)
-        proc = subprocess.run(p.argv(["eval", SMOKE_CODE]), env=p.env, capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
-        output = proc.stdout + proc.stderr
-        data = _parse_smoke(output)
-        for failure in data["failures"]:
-            failure["loader_error"] = _loader_errors(output, failure["module"])
-        report = inspect_tree(release_dir, p.target)
-        executables = [f.path for f in report.files if f.info.get("kind") == "executable" and "/priv/" in f.path]
-        shared = [f.path for f in report.files if f.info.get("kind") == "shared" and "/priv/" in f.path]
-        nifs = sorted({str(Path(m).relative_to(release_dir)) for m in data["mapped"] if
-                       str(Path(m).relative_to(release_dir)) in shared}) if data["mapped"] else []
-        problems = []
-        if proc.returncode != 0 or not data["system"]:
-            problems.append(f"the release did not boot (exit {proc.returncode})")
-        if data["failures"]:
-            problems.append(f"{len(data['failures'])} module(s) failed to load")
-        if data["crypto"].get("status") != "ok" and "crypto" in " ".join(data["apps"]):
-            problems.append("crypto does not work")
-        return SmokeReport(
-            target=p.target.id, mode=p.mode, ok=not problems, apps=data["apps"], modules=data["modules"],
-            failures=data["failures"], nifs_loaded=nifs, executables=executables, crypto=data["crypto"],
-            system=data["system"], notes=p.notes + problems, output_tail=output.splitlines()[-15:],
-        )
-
-
-def host_can_run(target: Target) -> bool:
-    return target.name == host_target().name
+        return subprocess.call(p.argv(list(args)), env=p.env, **popen)

@@ -16,8 +16,10 @@ from pathlib import Path
 
 from xrel.inspection import binaries
 from xrel.release.marker import ReleaseMarker
+from xrel.release.target_build import TargetBuild
 from xrel.runtimes import Runtime
 from xrel.storage.cache import content_fingerprint
+from xrel.storage.files import atomic_write
 from xrel.targets import Target
 
 WINDOWS_LEFTOVERS = (".pdb", ".lib", ".exp", ".ilk")
@@ -120,14 +122,12 @@ def write_tarball(release_dir: Path, dest: Path) -> str:
     checksum = dest.with_name(dest.name + ".sha256")
     if dest.is_file() and checksum.is_file() and stamp.is_file() and stamp.read_text() == fingerprint:
         return checksum.read_text().split()[0]
-    tmp = dest.with_name(dest.name + ".part")
-    buffer = io.BytesIO()
+    buffer, compressed = io.BytesIO(), io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         _add_tree(tar, release_dir)
-    with open(tmp, "wb") as raw:
-        hashing = _HashingWriter(raw)
-        parallel_gzip(buffer.getbuffer(), hashing)
-    os.replace(tmp, dest)
+    hashing = _HashingWriter(compressed)
+    parallel_gzip(buffer.getbuffer(), hashing)
+    atomic_write(dest, compressed.getvalue(), 0o644)
     sha = hashing.digest.hexdigest()
     checksum.write_text(f"{sha}  {dest.name}\n")
     stamp.write_text(fingerprint)
@@ -156,10 +156,35 @@ def update_manifest(out: Path, project: str, release: str, version: str, entries
         "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "artifacts": [artifacts[k] for k in sorted(artifacts)],
     }
-    tmp = path.with_name(f".manifest.json.{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n", 0o644)
     return path
+
+
+def finish_release(release_dir: Path, build: TargetBuild) -> list[str]:
+    """What mix cannot do for a cross target: Windows file names, the target's own OTP beams,
+    xrel's marker; and a note when the user's config left ERTS out."""
+    target, runtime = build.target, build.runtime
+    notes = []
+    if target.os == "windows":
+        notes += fix_windows_names(release_dir)
+    if runtime.otp_major != build.host.otp_major:
+        restored = restore_otp_beams(release_dir, runtime)
+        notes.append(f"restored the target's own beams for {len(restored)} OTP apps")
+    release_marker(release_dir, target, runtime)
+    try:
+        info = json.loads(build.release_info.read_text())
+    except (OSError, ValueError):
+        info = {}
+    if info and info.get("erts_source") is None:
+        notes.append(f"include_erts: false in mix.exs: the release has no ERTS; {target.name} must provide "
+                     f"OTP {runtime.otp_version} (erts {runtime.erts_version}) itself")
+    return notes
+
+
+def release_version(release_dir: Path) -> str:
+    """The release's version, from releases/start_erl.data."""
+    data = (release_dir / "releases" / "start_erl.data").read_text().split()
+    return data[1] if len(data) > 1 else "0"
 
 
 def release_marker(release_dir: Path, target: Target, runtime: Runtime) -> None:

@@ -47,7 +47,7 @@ class ReleaseMarker:
         try:
             return cls(**json.loads(path.read_text()))
         except (ValueError, TypeError) as e:
-            raise UsageError(f"{path} is not an xrel release marker: {e}", "rebuild the release with xrel")
+            raise UsageError(f"{path} is not an xrel release marker: {e}", "rebuild the release with xrel") from e
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ from xrel.errors import BuildError, DownloadError, NotAvailableError, Verificati
 from xrel.release.mix import run_mix
 from xrel.release.native import App
 from xrel.release.rust import FORCE_BUILD_ALL
+from xrel.release.target_build import TargetBuild
 from xrel.storage import cache
 from xrel.storage.download import sha256_file
 from xrel.targets import Target
@@ -155,13 +156,14 @@ def _log_since(log: Path, offset: int) -> str:
         return f.read().decode(errors="replace")
 
 
-def compile_dep(app: App, project_dir: Path, target: Target, env: dict[str, str], log: Path) -> list[str]:
-    """`mix deps.compile <app>` with its precompiler's TARGET_* in `env`; failures become errors
-    naming the dep and the target; returns notes."""
+def compile_dep(app: App, build: TargetBuild) -> list[str]:
+    """`mix deps.compile <app>` in the target's tree with its precompiler's TARGET_*; failures become
+    errors naming the dep and the target; returns notes."""
+    target, log = build.target, build.log
+    env = {**build.env, **app.env_for(target)}
     offset = log.stat().st_size if log.exists() else 0
     try:
-        run_mix(["deps.compile", app.name], project_dir, env, log, f"compiling {app.name} for {target}")
+        run_mix(["deps.compile", app.name], build.workspace.project, env, log, f"compiling {app.name} for {target}")
     except BuildError as err:
         raise _failure(app, target, _log_since(log, offset), env, log) or err from None
     return _notes(app, target, _log_since(log, offset), env)
-

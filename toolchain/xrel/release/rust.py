@@ -28,13 +28,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from packaging.version import Version
+
+from xrel import recipes
 from xrel.errors import BuildError, MissingToolError
 from xrel.release.mix import Project
 from xrel.release.native import App
 from xrel.release.workspace import Workspace
 from xrel.targets import Target
 
-RUSTLER_MIN = (0, 37)
 RUST_HINT = "install Rust with rustup (https://rustup.rs), then `rustup target add <triple>` for each target"
 FORCE_BUILD_ALL = "RUSTLER_PRECOMPILED_FORCE_BUILD_ALL"
 _NOT_CRATE_DIRS = {"target", "deps", "_build", "node_modules", ".git", "priv"}
@@ -85,6 +87,11 @@ def rustler_version(project: Project) -> str | None:
     return None
 
 
+def _release_of(version: str) -> Version:
+    """The numeric release of a version string ("0.36.1-rc.0" -> 0.36.1), for comparing with a minimum."""
+    return Version(".".join(re.findall(r"\d+", version)[:3]) or "0")
+
+
 @functools.cache
 def _target_libdir(triple: str, cwd: str) -> tuple[Path | None, str]:
     """rustc's library dir for `triple` (asked in `cwd`, so a rust-toolchain file there counts)."""
@@ -128,11 +135,11 @@ def check(project: Project, targets: list[Target]) -> None:
     if forced and not any(a.name == "rustler" for a in project.deps):
         raise BuildError(f"{FORCE_BUILD_ALL} makes {', '.join(forced)} build from source with Rustler, which is not "
                          f"a dependency of this project", 'add {:rustler, ">= 0.0.0", optional: true} to your deps')
-    version = rustler_version(project)
-    if version and tuple(int(p) for p in re.findall(r"\d+", version)[:2]) < RUSTLER_MIN:
+    version, minimum = rustler_version(project), recipes.compat().rustler_minimum
+    if version and _release_of(version) < Version(minimum):
         raise BuildError(f"rustler {version} (used by {names}) computes the NIF's path without the target "
                          f"triple, so it cannot build for another target",
-                         f"upgrade the rustler dependency to {'.'.join(map(str, RUSTLER_MIN))} or newer")
+                         f"upgrade the rustler dependency to {minimum} or newer")
     for app in apps:
         crates = crate_dirs(app.path)
         cwd = crates[0] if crates else app.path

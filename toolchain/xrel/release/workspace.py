@@ -16,11 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xrel.inspection import binaries
-
-# Never copied from the user's project into a build tree.
 from xrel.storage import cache
 
-PROJECT_EXCLUDES = {"_build", ".git", ".elixir_ls", ".lexical", ".xrel", "node_modules/.cache"}
 OBJECT_SUFFIXES = (".o", ".obj", ".a", ".lib", ".so", ".dll", ".dylib", ".pdb", ".exp", ".rlib", ".d")
 MANIFEST = ".xrel-synced.json"
 
