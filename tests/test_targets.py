@@ -2,8 +2,8 @@
 
 The spellings other tools use are checked against those tools where they are here (zig's own
 target list, `rustc --print target-list`, pyelftools/LIEF machine constants) and against the
-conventions of cc_precompiler and rustler_precompiled written down in
-/work/notes/native-ecosystem.md (sections 2 and 3), modelled below.
+conventions of cc_precompiler (elixir-lang/cc_precompiler) and rustler_precompiled
+(philss/rustler_precompiled), modelled below.
 """
 
 from __future__ import annotations
@@ -195,8 +195,17 @@ def test_recipe_file_loads_and_every_entry_becomes_a_target():
 def test_unknown_recipe_key_is_refused():
     from xrel.targets import _from_recipe
 
-    with pytest.raises(UsageError, match="unknown key 'zgi'"):
-        _from_recipe("x", {"zgi": "x86_64-linux-gnu"})
+    with pytest.raises(UsageError, match=r"targets.toml: unknown key 'zgi' in \[targets.x\]"):
+        _from_recipe("x", {"zgi": "x86_64-linux-gnu"}, "targets.toml")
+
+
+def test_rebar_target_arch_is_a_gnu_triple():
+    """port_compiler reads REBAR_TARGET_ARCH: "darwin" selects its macOS flags, mingw32 Windows."""
+    for t in TARGETS:
+        arch = "i686" if t.arch == "x86" else t.arch
+        expected = {"macos": f"{arch}-apple-darwin", "windows": f"{arch}-w64-mingw32"}.get(
+            t.os, t.multiarch or f"{arch}-linux-{t.abi}")
+        assert t.rebar == expected, t.name
 
 
 def test_runtime_sources_exist_in_sources_toml():

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from xrel import recipes
 from xrel.errors import UsageError
+from xrel.recipe_schema import build
 
 _GLIBC_SUFFIX = re.compile(r"^(?P<base>.+?)\.(?P<floor>2\.\d{1,2})$")
 _DARWIN_VERSION = re.compile(r"darwin\d+(\.\d+)*$")
@@ -25,6 +26,7 @@ class Target:
     name: str
     zig: str
     rust: str
+    rebar: str  # port_compiler's REBAR_TARGET_ARCH
     erlang: str
     format: str
     machine: int
@@ -135,29 +137,18 @@ class Target:
         return target.with_glibc(floor) if floor else target
 
 
-def _from_recipe(name: str, data: dict) -> Target:
-    known = {f.name for f in dataclasses.fields(Target)}
+def _from_recipe(name: str, data: dict, file: str) -> Target:
+    """One [targets.<name>] table as a Target ("" means none; glibc_floor is the default floor)."""
     renamed = {"glibc_floor": "default_glibc_floor"}
-    kwargs = {}
-    for key, value in data.items():
-        key = renamed.get(key, key)
-        if key not in known:
-            raise UsageError(f"recipes/targets.toml: unknown key '{key}' in target {name}")
-        if isinstance(value, list):
-            value = tuple(value)
-        elif isinstance(value, dict):
-            value = tuple(sorted(value.items()))
-        elif value == "":
-            value = None
-        kwargs[key] = value
-    return Target(name=name, **kwargs)
+    values = {renamed.get(key, key): (None if value == "" else value) for key, value in data.items()}
+    return build(Target, {"name": name, **values}, file, f"targets.{name}", exclude=("glibc",))
 
 
 @functools.cache
 def all_targets() -> tuple[Target, ...]:
     """Every target in recipes/targets.toml, in file order."""
-    data = recipes.load("targets")["targets"]
-    return tuple(_from_recipe(name, entry) for name, entry in data.items())
+    file = str(recipes.recipes_dir() / "targets.toml")
+    return tuple(_from_recipe(name, entry, file) for name, entry in recipes.targets().targets.items())
 
 
 @functools.cache
@@ -183,18 +174,16 @@ def _host_libc() -> str:
 @functools.cache
 def host_target() -> Target:
     """The target this machine is."""
+    names = recipes.targets().host
     machine = platform.machine().lower()
-    arch = {"amd64": "x86_64", "arm64": "aarch64", "armv7l": "arm", "i686": "x86", "i386": "x86"}.get(
-        machine, machine
-    )
+    arch = names.arches.get(machine, machine)
     if sys.platform == "darwin":
         name = f"{arch}-macos"
     elif sys.platform == "win32":
         name = f"{arch}-windows"
     else:
-        abi = _host_libc()
-        name = f"{arch}-linux-{abi}eabihf" if arch == "arm" else f"{arch}-linux-{abi}"
+        name = f"{arch}-linux-{_host_libc()}{names.linux_abi_suffixes.get(arch, '')}"
     try:
         return _index()[name]
     except KeyError:
-        raise UsageError(f"this machine ({name}) is not a known xrel target", "name a target explicitly")
+        raise UsageError(f"this machine ({name}) is not a known xrel target", "name a target explicitly") from None
