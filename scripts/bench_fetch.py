@@ -41,13 +41,13 @@ def command(*args: str) -> Callable[[], None]:
 def cached_runtime_source(target: str, otp: str) -> tuple[str, str, str | None]:
     """(target, otp, source) of a runtime that is in the cache now, fetching it if needed."""
     try:
-        fetch_runtime(target, otp, "debian")
+        fetch_runtime(target, otp=otp, source="debian")
         return target, otp, "debian"
     except XrelError as e:
         print(f"Debian runtime unavailable ({e.message}); using the host's OTP root", file=sys.stderr)
     host = host_erlang()
     source = f"path:{host.root}"
-    fetch_runtime("host", None, source)
+    fetch_runtime("host", otp=None, source=source)
     return "host", host.otp_release, source
 
 
@@ -58,12 +58,12 @@ def main() -> int:
     parser.add_argument("--otp", default="25")
     args = parser.parse_args()
     target, otp, source = cached_runtime_source(args.target, args.otp)
-    runtime = fetch_runtime(target, otp, source)
+    runtime = fetch_runtime(target, otp=otp, source=source)
     metadata = Path(runtime.root) / METADATA
     xrel = [sys.executable, "-m", "xrel", "-q", "fetch-erts", target, "--otp", otp, "--source", source]
     rows = [
         ("baseline: read xrel-runtime.json", median_seconds(metadata.read_bytes, args.runs)),
-        ("fetch_runtime, cached, --otp given", median_seconds(lambda: fetch_runtime(target, otp, source), args.runs)),
+        ("fetch_runtime, cached, --otp given", median_seconds(lambda: fetch_runtime(target, otp=otp, source=source), args.runs)),
         ("baseline: python -c pass", median_seconds(command(sys.executable, "-c", "pass"), args.runs)),
         ("python -c 'import xrel.cli'", median_seconds(command(sys.executable, "-c", "import xrel.cli"), args.runs)),
         ("xrel fetch-erts (cached)", median_seconds(command(*xrel), args.runs)),

@@ -185,7 +185,7 @@ def test_package_checksum_forms():
 
 @pytest.mark.slow
 def test_fetch_verifies_unpacks_and_normalizes(standard, isolated_cache):
-    runtime = fetch_runtime(TARGET, "27", source="alpine")
+    runtime = fetch_runtime(TARGET, otp="27", source="alpine")
     root = runtime.root
     assert root == isolated_cache / "runtimes" / f"otp-27.3.4-{TARGET}-alpine"
     meta = json.loads((root / "xrel-runtime.json").read_text())
@@ -220,9 +220,9 @@ def test_fetch_verifies_unpacks_and_normalizes(standard, isolated_cache):
 
 @pytest.mark.slow
 def test_verified_packages_are_reused(standard, isolated_cache):
-    fetch_runtime(TARGET, "27", source="alpine")
+    fetch_runtime(TARGET, otp="27", source="alpine")
     assert standard.requests("erlang27-27.3.4-r1.apk") == 1
-    fetch_runtime(TARGET, "27", source="alpine", force=True)
+    fetch_runtime(TARGET, otp="27", source="alpine", force=True)
     assert standard.requests("erlang27-27.3.4-r1.apk") == 1  # re-verified from the cache
     assert standard.requests("APKINDEX.tar.gz") >= 4  # the index is always asked afresh
 
@@ -233,12 +233,12 @@ def test_version_requests(standard, isolated_cache):
     assert [o.version for o in offers] == ["28.0", "27.3.4", "26.2.5.12", "26.2.5.5"]
     assert {o.version: o.details["branch"] for o in offers}["26.2.5.5"] == "v3.21"
     for request in ("27", "27.3", "27.3.4", "OTP-27.3.4"):
-        assert fetch_runtime(TARGET, request, source="alpine").otp_version == "27.3.4"
-    older = fetch_runtime(TARGET, "26.2.5.5", source="alpine")
+        assert fetch_runtime(TARGET, otp=request, source="alpine").otp_version == "27.3.4"
+    older = fetch_runtime(TARGET, otp="26.2.5.5", source="alpine")
     assert older.meta["branch"] == "v3.21" and older.meta["packages"] == {"erlang": "26.2.5.5-r0",
                                                                          "erlang-dev": "26.2.5.5-r0"}
     with pytest.raises(NotAvailableError) as missing:
-        fetch_runtime(TARGET, "29", source="alpine")
+        fetch_runtime(TARGET, otp="29", source="alpine")
     assert "28.0" in missing.value.message and "29" in missing.value.message
 
 
@@ -285,7 +285,7 @@ def test_untrusted_index_is_refused(case, repo, built, isolated_cache):
         other = Signer(repo.signer.key, "someone-else-1234.rsa.pub")
     repo.publish("v3.22", built("erlang27", "27.3.4-r1"), signer=other)
     with pytest.raises(VerificationError) as refused:
-        fetch_runtime(TARGET, "27", source="alpine")
+        fetch_runtime(TARGET, otp="27", source="alpine")
     assert ("bad signature" if case == "bad signature" else "unknown key") in refused.value.message
     assert _runtimes_area(isolated_cache) == [] and _downloaded_apks(isolated_cache) == []
     assert repo.requests(".apk") == 0
@@ -304,7 +304,7 @@ def test_tampered_package_is_refused(part, repo, built, isolated_cache):
         tampered = signature + main.control + gz(tar_of([("usr/lib/erlang/evil", b"x")], cut=False))
     repo.publish("v3.22", [(main, apk_bytes), dev], served={main.filename: tampered})
     with pytest.raises(VerificationError) as refused:
-        fetch_runtime(TARGET, "27", source="alpine")
+        fetch_runtime(TARGET, otp="27", source="alpine")
     assert ("index checksum" if part == "control" else "datahash") in refused.value.message
     assert _runtimes_area(isolated_cache) == [] and _downloaded_apks(isolated_cache) == []
 
@@ -313,7 +313,7 @@ def test_tampered_package_is_refused(part, repo, built, isolated_cache):
 def test_glibc_erts_packaged_as_musl_is_refused(repo, built, isolated_cache):
     repo.publish("v3.22", built("erlang27", "27.3.4-r1", "glibc"))
     with pytest.raises(InspectionError) as refused:
-        fetch_runtime(TARGET, "27", source="alpine")
+        fetch_runtime(TARGET, otp="27", source="alpine")
     assert any("beam.smp" in p and "glibc" in p for p in refused.value.problems)
     assert _runtimes_area(isolated_cache) == []
 
@@ -323,13 +323,13 @@ def test_offline_uses_the_cached_index_only(standard, isolated_cache):
     with pytest.raises(NotAvailableError) as never:
         SOURCE.offers(Target.parse(TARGET), FetchOptions(offline=True))
     assert "APKINDEX.tar.gz" in never.value.message
-    installed = fetch_runtime(TARGET, "27", source="alpine")
+    installed = fetch_runtime(TARGET, otp="27", source="alpine")
     before = len(standard.server.log)
     offers = list_offers(TARGET, source="alpine", offline=True)["alpine"]
     assert [o.version for o in offers] == ["28.0", "27.3.4", "26.2.5.12", "26.2.5.5"]
-    assert fetch_runtime(TARGET, "27", source="alpine", offline=True).root == installed.root
+    assert fetch_runtime(TARGET, otp="27", source="alpine", offline=True).root == installed.root
     with pytest.raises(NotAvailableError) as not_cached:
-        fetch_runtime(TARGET, "26.2.5.5", source="alpine", offline=True)
+        fetch_runtime(TARGET, otp="26.2.5.5", source="alpine", offline=True)
     assert "offline" in not_cached.value.message
     assert len(standard.server.log) == before  # nothing was asked
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from debian.debian_support import version_compare
 
 from xrel.debian import apt
 from xrel.debian.sysroot import closure, package_for
 from xrel.errors import MissingToolError
-from xrel.runtimes.debian import compare_versions
 
 
 @pytest.mark.parametrize("a,b,expected", [
@@ -19,8 +19,23 @@ from xrel.runtimes.debian import compare_versions
     ("1.0a-1", "1.0-1", 1),
 ])
 def test_dpkg_version_order(a, b, expected):
-    assert compare_versions(a, b) == expected
-    assert compare_versions(b, a) == -expected
+    """The order xrel relies on (newest erlang-base of a suite), as python-debian gives it."""
+    assert _sign(version_compare(a, b)) == expected
+    assert _sign(version_compare(b, a)) == -expected
+
+
+def _sign(n: int) -> int:
+    return (n > 0) - (n < 0)
+
+
+def test_packages_index_parses_stanzas_when_read():
+    text = ("Package: erlang-base\nVersion: 1:25.2.3+dfsg-1\nSource: erlang\nDepends: libc6 (>= 2.34)\n\n"
+            "Package: erlang-base\nVersion: 1:25.2.3+dfsg-1+deb12u1\nSource: erlang\n\n"
+            "Package: zlib1g\nVersion: 1:1.2.13\n")
+    index = apt.PackagesIndex(iter([text]))
+    assert sorted(index) == ["erlang-base", "zlib1g"] and "zlib1g" in index
+    assert [s["Version"] for s in index["erlang-base"]] == ["1:25.2.3+dfsg-1", "1:25.2.3+dfsg-1+deb12u1"]
+    assert index["erlang-base"][0]["Depends"] == "libc6 (>= 2.34)"
 
 
 def test_upstream_version_from_debian_version():
@@ -87,7 +102,7 @@ def test_no_debian_mirror_falls_back_to_debians_own(tmp_path, monkeypatch, capsy
     _ubuntu_sources(tmp_path, monkeypatch)
     keyring = tmp_path / "debian-archive-keyring.gpg"
     keyring.write_bytes(b"keyring")
-    monkeypatch.setattr(apt, "DEFAULT_KEYRING", str(keyring))
+    monkeypatch.setattr(apt, "default_keyring", lambda: str(keyring))
     assert apt.system_mirrors() == []
     assert apt.mirror() == apt.Mirror("http://deb.debian.org/debian", str(keyring), False)
     assert apt.mirror(security=True) == apt.Mirror("http://deb.debian.org/debian-security", str(keyring), True)
@@ -96,6 +111,6 @@ def test_no_debian_mirror_falls_back_to_debians_own(tmp_path, monkeypatch, capsy
 
 def test_no_debian_mirror_and_no_keyring_names_the_package(tmp_path, monkeypatch):
     _ubuntu_sources(tmp_path, monkeypatch)
-    monkeypatch.setattr(apt, "DEFAULT_KEYRING", str(tmp_path / "missing.gpg"))
+    monkeypatch.setattr(apt, "default_keyring", lambda: str(tmp_path / "missing.gpg"))
     with pytest.raises(MissingToolError, match="apt-get install debian-archive-keyring"):
         apt.mirror()

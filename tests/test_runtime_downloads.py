@@ -23,7 +23,7 @@ TARBALL = "hexbuilds/amd64/ubuntu-22.04/OTP-27.3.tar.gz"
 FETCH = """
 import json, sys
 from xrel.runtimes import fetch_runtime
-runtime = fetch_runtime(sys.argv[1], sys.argv[2], sys.argv[3])
+runtime = fetch_runtime(sys.argv[1], otp=sys.argv[2], source=sys.argv[3])
 print(json.dumps({"root": str(runtime.root), "sha256": runtime.meta["sha256"]}))
 """
 
@@ -44,7 +44,7 @@ def publish(server, **serving) -> bytes:
 def test_truncated_download_is_resumed_with_a_range(upstream, isolated_cache):
     cut = len(rf.hex_tarball(TARGET, "27.3")) // 3
     data = publish(upstream, truncate_first=cut)
-    runtime = fetch_runtime(TARGET, "27.3", "hexbuilds")
+    runtime = fetch_runtime(TARGET, otp="27.3", source="hexbuilds")
     ranges = upstream.ranges(TARBALL)
     assert len(ranges) == 2 and ranges[0] is None and ranges[1].startswith("bytes=")
     assert 0 < int(ranges[1][len("bytes="):-1]) <= cut
@@ -56,7 +56,7 @@ def test_stale_partial_file_from_another_upload_is_fetched_again(upstream, isola
     data = publish(upstream)
     stale = verified_path(upstream.url(TARBALL), rf.sha256(data))
     stale.with_name(stale.name + ".part").write_bytes(b"garbage from an older upload" * 100)
-    assert fetch_runtime(TARGET, "27.3", "hexbuilds").otp_version == "27.3"
+    assert fetch_runtime(TARGET, otp="27.3", source="hexbuilds").otp_version == "27.3"
     assert [r is None for r in upstream.ranges(TARBALL)] == [False, True]  # resumed, then from zero
 
 
@@ -84,7 +84,7 @@ def test_killed_fetch_leaves_nothing_taken_as_good(upstream, isolated_cache):
     assert cached_runtime(TARGET, "27.3", "hexbuilds") is None
     assert not list((isolated_cache / "runtimes").glob("otp-*/"))  # only a .tmp- staging dir, if any
     upstream.publish(TARBALL, data)  # full speed now
-    runtime = fetch_runtime(TARGET, "27.3", "hexbuilds")
+    runtime = fetch_runtime(TARGET, otp="27.3", source="hexbuilds")
     assert runtime.meta["sha256"] == {"OTP-27.3.tar.gz": rf.sha256(data)}
     assert upstream.ranges(TARBALL)[-1] is not None  # the second fetch resumed the partial file
     leftovers = cache.prune()

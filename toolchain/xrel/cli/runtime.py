@@ -27,7 +27,7 @@ def fetch_erts(target: str, otp: str | None, source: str | None, sha256: str | N
     """Fetch, verify, normalize and cache the OTP runtime for TARGET; print its root."""
     from xrel.runtimes import fetch_runtime
 
-    runtime = fetch_runtime(target, otp, source, offline=offline, force=force, sha256=sha256)
+    runtime = fetch_runtime(target, otp=otp, source=source, offline=offline, force=force, sha256=sha256)
     if as_json:
         emit_json(runtime.to_dict())
     else:

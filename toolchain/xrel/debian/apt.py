@@ -13,16 +13,17 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from xrel import progress
+from debian import deb822
+
+from xrel import progress, recipes
 from xrel.errors import DownloadError, MissingToolError, NotAvailableError
 from xrel.storage import cache
-from xrel.storage.archive import parse_rfc822
 
 SOURCES_FILES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d/*.list", "/etc/apt/sources.list.d/*.sources")
-DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 INDEX_MAX_AGE = 6 * 3600
 OFFICIAL_MIRROR = "http://deb.debian.org/debian"  # the fallback; apt checks the signed indexes
 
@@ -46,11 +47,14 @@ def _entries_from_line_file(path: str) -> list[dict]:
     return entries
 
 
-def _entries_from_deb822(path: str) -> list[dict]:
-    text = Path(path).read_text(errors="replace")
-    stanzas = re.split(r"\n\s*\n", text)
-    return [parse_rfc822("\n".join(line for line in s.splitlines() if not line.lstrip().startswith("#")))
-            for s in stanzas if s.strip()]
+def _entries_from_deb822(path: str) -> list[Mapping[str, str]]:
+    with open(path, errors="replace") as f:
+        return list(deb822.Deb822.iter_paragraphs(f))
+
+
+def default_keyring() -> str:
+    """Debian's archive keyring (recipes/sources.toml [debian] keyring), for sources naming none."""
+    return recipes.sources().debian.keyring
 
 
 def system_mirrors() -> list[Mirror]:
@@ -68,7 +72,7 @@ def system_mirrors() -> list[Mirror]:
                 official = "debian-archive" in signed_by if signed_by else any("/debian" in u for u in uris)
                 if not official:
                     continue  # third-party repositories
-                keyring = signed_by if signed_by.startswith("/") else DEFAULT_KEYRING
+                keyring = signed_by if signed_by.startswith("/") else default_keyring()
                 for uri in e.get("URIs", "").split():
                     security = any(s.endswith("-security") for s in suites) or "security" in uri
                     mirrors.append(Mirror(uri.rstrip("/"), keyring, security))
@@ -79,7 +83,7 @@ def mirror(security: bool = False) -> Mirror:
     """The Debian mirror to use: XREL_DEBIAN_URL / XREL_DEBIAN_SECURITY_URL, else the system's."""
     override = os.environ.get("XREL_DEBIAN_SECURITY_URL" if security else "XREL_DEBIAN_URL")
     if override:
-        return Mirror(override.rstrip("/"), os.environ.get("XREL_DEBIAN_KEYRING", DEFAULT_KEYRING), security)
+        return Mirror(override.rstrip("/"), os.environ.get("XREL_DEBIAN_KEYRING") or default_keyring(), security)
     for m in system_mirrors():
         if m.security == security:
             return m
@@ -91,14 +95,15 @@ def mirror(security: bool = False) -> Mirror:
 
 def _official_mirror() -> Mirror:
     """Debian's own mirror, for hosts whose apt sources name none (Ubuntu, a Debian derivative)."""
-    if not Path(DEFAULT_KEYRING).is_file():
+    keyring = default_keyring()
+    if not Path(keyring).is_file():
         raise MissingToolError(f"no Debian mirror in the system's apt sources, and no Debian archive keyring at "
-                               f"{DEFAULT_KEYRING} to verify {OFFICIAL_MIRROR}",
+                               f"{keyring} to verify {OFFICIAL_MIRROR}",
                                "install it (apt-get install debian-archive-keyring), or set XREL_DEBIAN_URL "
                                "and XREL_DEBIAN_KEYRING")
     _note_once(f"xrel: note: no Debian mirror in the system's apt sources; using {OFFICIAL_MIRROR} "
                "(set XREL_DEBIAN_URL to choose another)")
-    return Mirror(OFFICIAL_MIRROR, DEFAULT_KEYRING, False)
+    return Mirror(OFFICIAL_MIRROR, keyring, False)
 
 
 @functools.cache
@@ -204,16 +209,9 @@ class AptRepo:
                               "download; using the rest (security updates may be missing)")
             self._stamp.touch()
 
-    def packages(self) -> dict[str, list[dict]]:
+    def packages(self) -> PackagesIndex:
         """Every stanza of the suite's Packages indexes, by package name."""
-        found: dict[str, list[dict]] = {}
-        for path in sorted((self.dir / "state" / "lists").glob("*_Packages*")):
-            text = _read_index(path)
-            for stanza in text.split("\n\n"):
-                if stanza.strip():
-                    fields = parse_rfc822(stanza)
-                    found.setdefault(fields.get("Package", ""), []).append(fields)
-        return found
+        return PackagesIndex(_read_index(p) for p in sorted((self.dir / "state" / "lists").glob("*_Packages*")))
 
     def resolve(self, specs: list[str]) -> list[DebFile]:
         """URLs, sizes and sha256 (from the signed index) of exact `pkg=version` specs."""
@@ -230,6 +228,35 @@ class AptRepo:
             raise DownloadError(f"apt resolved {len(files)} of {len(specs)} packages for {self.name}",
                                 "the Debian index may have changed; run again")
         return files
+
+
+class PackagesIndex(Mapping[str, list]):
+    """Package name -> its stanzas (python-debian's deb822.Packages) in apt Packages indexes.
+
+    Tens of thousands of stanzas, of which a few are read: each is parsed on first use."""
+
+    def __init__(self, texts: Iterator[str]):
+        self._raw: dict[str, list[str]] = {}
+        self._parsed: dict[str, list[deb822.Packages]] = {}
+        for text in texts:
+            for stanza in text.split("\n\n"):
+                first = stanza.lstrip("\n").partition("\n")[0]  # apt writes the Package field first
+                if first.startswith("Package:"):
+                    self._raw.setdefault(first.partition(":")[2].strip(), []).append(stanza)
+
+    def __getitem__(self, name: str) -> list[deb822.Packages]:
+        if name not in self._parsed:
+            self._parsed[name] = [deb822.Packages(stanza) for stanza in self._raw[name]]
+        return self._parsed[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw
 
 
 def _read_index(path: Path) -> str:

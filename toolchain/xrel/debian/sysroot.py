@@ -7,37 +7,32 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
+from debian import deb822
+
 from xrel import progress, recipes
-from xrel.debian import apt
+from xrel.debian import suites
+from xrel.debian.suites import suites_for
 from xrel.errors import EmulationError, NotAvailableError
-from xrel.runtimes.base import settings
+from xrel.recipes import DebianSuite
 from xrel.storage import cache
 from xrel.storage.archive import extract_deb
 from xrel.storage.download import fetch_verified
 from xrel.targets import Target
 
-# Library packages whose dependencies are followed; the rest of a package's Depends are tools.
-_SKIP = {"libc-bin", "libc-l10n", "libc-dev-bin", "libpam-runtime", "libpam-modules", "libpam-modules-bin"}
 MARKER = "xrel-sysroot.json"
 
 
-def suite_for(target: Target, runtime_meta: dict | None) -> dict:
+def suite_for(target: Target, runtime_meta: dict | None) -> DebianSuite:
     """The Debian suite a sysroot comes from: the runtime's own, else the oldest whose glibc
     is new enough for the runtime."""
-    suites = [s for s in settings("debian")["suites"] if target.debian in s["arches"]]
-    if not suites:
-        raise EmulationError(f"Debian has no suite with {target.debian} packages for a sysroot")
     meta = runtime_meta or {}
-    for s in suites:
-        if s["name"] == meta.get("suite"):
-            return s
-    floor = tuple(int(x) for x in (meta.get("glibc_floor") or "0").split("."))
-    for s in suites:
-        if tuple(int(x) for x in s["glibc"].split(".")) >= floor:
-            return s
-    return suites[-1]
+    found = suites_for(target, name=meta.get("suite"), glibc_floor=meta.get("glibc_floor"))
+    if not found:
+        raise EmulationError(f"Debian has no suite with {target.debian} packages for a sysroot")
+    return found[0]
 
 
 def _policy_names(soname: str) -> list[str]:
@@ -51,7 +46,7 @@ def _policy_names(soname: str) -> list[str]:
 
 def package_for(soname: str, index: dict) -> str | None:
     """The Debian package that ships `soname`, by recipe, then policy, then the t64 spelling."""
-    known = recipes.load("sonames").get("sonames", {})
+    known = recipes.sonames().sonames
     candidates = ([known[soname]] if soname in known else []) + _policy_names(soname)
     for name in candidates + [c + "t64" for c in candidates]:
         if name in index:
@@ -59,23 +54,20 @@ def package_for(soname: str, index: dict) -> str | None:
     return None
 
 
-def _depends(stanza: dict) -> list[str]:
-    names = []
-    for field in ("Pre-Depends", "Depends"):
-        for alternative in stanza.get(field, "").split(","):
-            first = alternative.split("|")[0].strip()
-            if first:
-                names.append(re.split(r"[\s(:]", first)[0])
-    return names
+def _depends(stanza: Mapping[str, str]) -> list[str]:
+    """The first alternative of each Pre-Depends and Depends relation."""
+    relations = deb822.PkgRelation.parse_relations(f"{stanza.get('Pre-Depends', '')}, {stanza.get('Depends', '')}")
+    return [alternatives[0]["name"] for alternatives in relations if alternatives]
 
 
 def closure(packages: set[str], index: dict) -> list[str]:
     """The packages plus every library package they depend on."""
+    left_out = set(recipes.sonames().sysroot.left_out)
     seen: set[str] = set()
     todo = list(packages)
     while todo:
         name = todo.pop()
-        if name in seen or name not in index or name in _SKIP:
+        if name in seen or name not in index or name in left_out:
             continue
         seen.add(name)
         for dep in _depends(index[name][0]):
@@ -106,9 +98,9 @@ def _fixup(root: Path, target: Target) -> None:
 
 def provided_sonames(root: Path) -> set[str]:
     found = set()
-    for dirpath, _dirs, files in os.walk(root):
+    for _dirpath, dirs, files in os.walk(root):
         found.update(f for f in files if ".so" in f)
-        found.update(d for d in _dirs if ".so" in d)
+        found.update(d for d in dirs if ".so" in d)
     return found
 
 
@@ -123,7 +115,7 @@ def ensure_sysroot(target: Target, needed: list[str], runtime_meta: dict | None 
         raise EmulationError(f"no Debian sysroot exists for {target.name}",
                              "only glibc Linux targets can be run here")
     suite = suite_for(target, runtime_meta)
-    repo = apt.AptRepo(suite["name"], target.debian, tuple(suite.get("also", ())))
+    repo = suites.repo(suite, target)
     repo.update(offline=offline)
     index = repo.packages()
     wanted = set(extra_packages) | {"libc6"}
@@ -135,18 +127,18 @@ def ensure_sysroot(target: Target, needed: list[str], runtime_meta: dict | None 
         unresolved.extend(missing)
         needed = [n for n in needed if n not in missing]
     elif missing:
-        raise EmulationError(f"no Debian {suite['name']} package found for {', '.join(missing)} ({target.debian})",
+        raise EmulationError(f"no Debian {suite.name} package found for {', '.join(missing)} ({target.debian})",
                              "name the package with --sysroot-package")
     packages = closure(wanted, index)
     digest = hashlib.sha256(json.dumps(packages).encode()).hexdigest()[:12]
-    name = f"{suite['name']}-{target.debian}-{digest}"
+    name = f"{suite.name}-{target.debian}-{digest}"
     final = cache.area("sysroots") / name
     with cache.locked("sysroots", name):
         if (final / MARKER).is_file():
             return final
         if offline:
             raise NotAvailableError(f"offline, and the sysroot {name} is not cached", "run once online")
-        with progress.step(f"sysroot {suite['name']} {target.debian}: {len(packages)} packages"):
+        with progress.step(f"sysroot {suite.name} {target.debian}: {len(packages)} packages"):
             files = repo.resolve(packages)
             with cache.staging(final) as tmp:
                 for deb in files:
@@ -156,7 +148,7 @@ def ensure_sysroot(target: Target, needed: list[str], runtime_meta: dict | None 
                 if absent:
                     raise EmulationError(f"the sysroot packages do not provide {', '.join(absent)}",
                                          "name the right package with --sysroot-package")
-                (tmp / MARKER).write_text(json.dumps({"suite": suite["name"], "arch": target.debian,
+                (tmp / MARKER).write_text(json.dumps({"suite": suite.name, "arch": target.debian,
                                                       "packages": {d.package: d.version for d in files},
                                                       "needed": sorted(needed)}, indent=2))
     return final

@@ -13,6 +13,8 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.enums import ENUM_E_MACHINE
 from elftools.elf.gnuversions import GNUVerNeedSection
 
+from xrel.versions import release, version_key  # noqa: F401  (version_key: imported from here by others)
+
 ELF_MAGIC = b"\x7fELF"
 MACHO_MAGICS = {b"\xfe\xed\xfa\xce", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xcf", b"\xcf\xfa\xed\xfe"}
 FAT_MAGIC = b"\xca\xfe\xba\xbe"  # also Java class files: told apart by the arch count
@@ -20,7 +22,7 @@ AR_MAGIC = b"!<arch>\n"
 
 EF_ARM_ABI_FLOAT_SOFT = 0x200
 EF_ARM_ABI_FLOAT_HARD = 0x400
-_GLIBC_VERSION = re.compile(r"^GLIBC_(\d+)\.(\d+)(?:\.(\d+))?$")
+_GLIBC_VERSION = re.compile(r"^GLIBC_(\d+\.\d+(?:\.\d+)?)$")
 
 
 @dataclass
@@ -65,14 +67,6 @@ def sniff(path: Path) -> str | None:
     return None
 
 
-def version_key(version: str) -> tuple[int, ...]:
-    """Comparable form of a dotted version; trailing zeros do not count (11.0.0 == 11.0)."""
-    parts = [int(p) for p in version.split(".") if p.isdigit()]
-    while parts and parts[-1] == 0:
-        parts.pop()
-    return tuple(parts)
-
-
 def read(path: Path) -> BinaryInfo:
     """Parse one native file; ValueError when it is not one or is corrupt."""
     path = Path(path)
@@ -103,7 +97,8 @@ def _read_elf(path: Path) -> BinaryInfo:
         )
         if header["e_machine"] == "EM_ARM":
             flags = header["e_flags"]
-            info.float_abi = "hard" if flags & EF_ARM_ABI_FLOAT_HARD else "soft" if flags & EF_ARM_ABI_FLOAT_SOFT else None
+            info.float_abi = ("hard" if flags & EF_ARM_ABI_FLOAT_HARD
+                              else "soft" if flags & EF_ARM_ABI_FLOAT_SOFT else None)
         for segment in elf.iter_segments():
             if segment["p_type"] == "PT_INTERP":
                 info.interpreter = segment.get_interp_name()
@@ -118,7 +113,7 @@ def _read_elf(path: Path) -> BinaryInfo:
                     for aux in aux_iter:
                         m = _GLIBC_VERSION.match(aux.name)
                         if m:
-                            floor = max(floor, tuple(int(g) for g in m.groups() if g))
+                            floor = max(floor, release(m.group(1)))
         info.glibc_floor = ".".join(map(str, floor)) if floor else None
         info.libc = _elf_libc(info)
         return info

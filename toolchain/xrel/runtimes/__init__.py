@@ -13,6 +13,7 @@ from xrel.runtimes.base import FetchOptions, Offer, get_source
 from xrel.runtimes.normalize import METADATA, finalize
 from xrel.storage import cache, download
 from xrel.targets import Target
+from xrel.versions import version_key
 
 __all__ = ["Runtime", "fetch_runtime", "cached_runtime", "list_offers", "Offer"]
 
@@ -86,7 +87,8 @@ def _cached(target: Target, request: tuple[int, ...] | None, sources: list[str])
             continue
         if request is None or versions.matches(request, runtime.otp_version):
             found.append(runtime)
-    return sorted(found, key=lambda r: (sources.index(r.source), [-x for x in versions.key(r.otp_version)]))
+    newest_first = sorted(found, key=lambda r: version_key(r.otp_version), reverse=True)
+    return sorted(newest_first, key=lambda r: sources.index(r.source))
 
 
 def _default_request() -> tuple[int, ...]:
@@ -122,11 +124,11 @@ def list_offers(target: Target | str, source: str | None = None, offline: bool =
     options = FetchOptions(offline=offline, location=_location(source))
     for name in _sources_for(target, source):
         result[name] = sorted(get_source(name).offers(target, options),
-                              key=lambda o: versions.key(o.version), reverse=True)
+                              key=lambda o: version_key(o.version), reverse=True)
     return result
 
 
-def fetch_runtime(target: Target | str, otp: str | None = None, source: str | None = None, *,
+def fetch_runtime(target: Target | str, *, otp: str | None = None, source: str | None = None,
                   offline: bool = False, force: bool = False, sha256: str | None = None) -> Runtime:
     """A verified, normalized, cached OTP root for `target`.
 
@@ -189,10 +191,10 @@ def install(offer: Offer, target: Target, options: FetchOptions, force: bool = F
             return Runtime.load(final)
         if options.offline and not offer.details.get("local"):
             _require_download_cached(offer, name)
-        with progress.step(f"fetch {offer.source} OTP {offer.version} for {target.name}"):
-            with cache.staging(final) as tmp:
-                provenance = get_source(offer.source).install(offer, tmp, options)
-                finalize(tmp, target, offer.source, offer.version, provenance)
+        with progress.step(f"fetch {offer.source} OTP {offer.version} for {target.name}"), \
+                cache.staging(final) as tmp:
+            provenance = get_source(offer.source).install(offer, target, tmp, options)
+            finalize(tmp, target, offer.source, offer.version, provenance)
         return Runtime.load(final)
 
 

@@ -20,12 +20,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from xrel import recipes
 from xrel.errors import NotAvailableError, UsageError, VerificationError
-from xrel.runtimes import apk, versions
+from xrel.runtimes import apk
 from xrel.runtimes.base import FetchOptions, Offer, mirror, settings
 from xrel.runtimes.normalize import adopt_system_root
 from xrel.storage.archive import extract_tar
 from xrel.storage.download import fetch_checked, fetch_index
 from xrel.targets import Target
+from xrel.versions import version_key
 
 KEYS_ENV = "XREL_ALPINE_KEYS"
 _RELEASE = re.compile(r"-r\d+$")
@@ -46,13 +47,13 @@ def trusted_keys(arch: str) -> dict[str, rsa.RSAPublicKey]:
     """Key file name -> public key: the shipped keys for `arch` (hash-checked) and the user's."""
     keys = {}
     shipped = recipes.recipes_dir() / "alpine-keys"
-    for name, pin in settings("alpine").get("keys", {}).items():
-        if arch not in pin.get("arches", [arch]):
+    for name, pin in settings("alpine").keys.items():
+        if pin.arches and arch not in pin.arches:
             continue
         if not (shipped / name).is_file():
             raise UsageError(f"the Alpine key {shipped / name} is missing", "reinstall xrel")
         data = (shipped / name).read_bytes()
-        if hashlib.sha256(data).hexdigest() != pin["sha256"]:
+        if hashlib.sha256(data).hexdigest() != pin.sha256:
             raise VerificationError(f"the shipped Alpine key {shipped / name} does not match its pin",
                                     "reinstall xrel")
         keys[name] = _load_key(shipped / name, data)
@@ -80,7 +81,7 @@ class BranchIndex:
 
 def load_index(branch: str, arch: str, offline: bool) -> BranchIndex:
     """Fetch (or, offline, reuse) and verify one branch's index; nothing unverified is returned."""
-    repository = settings("alpine")["repository"]
+    repository = settings("alpine").repository
     url = f"{mirror('alpine')}/{branch}/{repository}/{arch}/APKINDEX.tar.gz"
     data = fetch_index(url, f"alpine-{branch}-{repository}-{arch}-APKINDEX.tar.gz", offline)
     key, records, description = apk.read_index(data, trusted_keys(arch), url)
@@ -89,14 +90,14 @@ def load_index(branch: str, arch: str, offline: bool) -> BranchIndex:
 
 def _branch_offers(index: BranchIndex, target: Target) -> list[Offer]:
     cfg = settings("alpine")
-    pattern = re.compile(cfg["package_pattern"])
+    pattern = re.compile(cfg.package_pattern)
     records = {(r.get("P"), r.get("V")): r for r in index.records if "C" in r}
     offers = []
     for (name, version), main in records.items():
         otp = _RELEASE.sub("", version or "")
         if not name or not pattern.match(name) or not _PLAIN_VERSION.match(otp):
             continue
-        subs = [records.get((f"{name}-{sub}", version)) for sub in cfg["subpackages"]]
+        subs = [records.get((f"{name}-{sub}", version)) for sub in cfg.subpackages]
         if None in subs:
             continue
         offers.append(Offer(
@@ -118,7 +119,7 @@ def so_depends(records: list[dict[str, str]]) -> list[str]:
     """Shared libraries (apk `so:` dependencies) the packages need and do not provide themselves."""
     def names(field: str) -> set[str]:
         tokens = (t for r in records for t in r.get(field, "").split())
-        return {re.split(r"[<>=~]", t[3:], 1)[0] for t in tokens if t.startswith("so:")}
+        return {re.split(r"[<>=~]", t[3:], maxsplit=1)[0] for t in tokens if t.startswith("so:")}
 
     return sorted(names("D") - names("p"))
 
@@ -128,10 +129,10 @@ class AlpineSource:
 
     def offers(self, target: Target, options: FetchOptions) -> list[Offer]:
         cfg = settings("alpine")
-        arch = cfg["arches"].get(target.name)
+        arch = cfg.arches.get(target.name)
         if not arch:
             return []
-        branches = [options.location] if options.location else cfg["branches"]
+        branches = [options.location] if options.location else list(cfg.branches)
         found: dict[str, Offer] = {}
         missing: list[NotAvailableError] = []
         for branch in branches:
@@ -145,9 +146,9 @@ class AlpineSource:
         if not found and len(missing) == len(branches):
             raise NotAvailableError(f"no Alpine index for {arch} could be read ({missing[0].message})",
                                     missing[0].hint)
-        return sorted(found.values(), key=lambda o: versions.key(o.version), reverse=True)
+        return sorted(found.values(), key=lambda o: version_key(o.version), reverse=True)
 
-    def install(self, offer: Offer, dest: Path, options: FetchOptions) -> dict:
+    def install(self, offer: Offer, target: Target, dest: Path, options: FetchOptions) -> dict:
         details = offer.details
         records = details["records"]
         unpacked = dest / ".packages"
@@ -170,7 +171,7 @@ class AlpineSource:
             "sha256": sha256,
             "depends": {r["P"]: r.get("D", "").split() for r in records},
             "so_depends": so_depends(records),
-            "left_out": settings("alpine").get("left_out", []),
+            "left_out": list(settings("alpine").left_out),
         }
 
 

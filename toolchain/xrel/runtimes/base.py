@@ -6,7 +6,7 @@ import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from xrel import recipes
 from xrel.errors import UsageError, VerificationError
@@ -58,7 +58,7 @@ class Source(Protocol):
     def offers(self, target: Target, options: FetchOptions) -> list[Offer]:
         """Every runtime this source has for `target` (newest first when it can)."""
 
-    def install(self, offer: Offer, dest: Path, options: FetchOptions) -> dict:
+    def install(self, offer: Offer, target: Target, dest: Path, options: FetchOptions) -> dict:
         """Download, verify and unpack `offer` as an OTP root into `dest` (an empty dir).
 
         Returns provenance for xrel-runtime.json: urls, sha256s, packages, ...
@@ -85,12 +85,12 @@ def get_source(name: str) -> Source:
     return module.SOURCE if name != "url" else module.URL_SOURCE
 
 
-def settings(name: str) -> dict:
-    """A source's settings from recipes/sources.toml."""
-    return recipes.load("sources").get(name, {})
+def settings(name: str) -> Any:
+    """A source's settings: its table of recipes/sources.toml, typed (recipes.Sources)."""
+    return getattr(recipes.sources(), name)
 
 
 def mirror(name: str, default_key: str = "base_url") -> str:
     """A source's base URL; XREL_<NAME>_URL overrides it (mirrors, tests)."""
     override = os.environ.get(f"XREL_{name.upper()}_URL")
-    return (override or settings(name)[default_key]).rstrip("/")
+    return (override or getattr(settings(name), default_key)).rstrip("/")

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xrel.errors import NotAvailableError
-from xrel.inspection.binaries import version_key
 from xrel.runtimes.base import FetchOptions, Offer, expected_sha256, mirror, settings
 from xrel.runtimes.otp_install import install_minimal
 from xrel.runtimes.unpack import unpack_otp_archive
-from xrel.runtimes.versions import key, tag_version
+from xrel.runtimes.versions import tag_version
 from xrel.storage.download import fetch_index, fetch_verified, is_sha256
 from xrel.targets import Target
+from xrel.versions import version_key
 
 
 @dataclass(frozen=True)
@@ -57,15 +57,15 @@ class HexBuildsSource:
     def _oses(self, target: Target) -> list[tuple[str, str]]:
         """(ubuntu-X, its glibc) the target can use, in order of preference."""
         cfg = settings(self.name)
-        return [(name, cfg["glibc"][name]) for name in cfg["oses"]
-                if not target.glibc or version_key(cfg["glibc"][name]) <= version_key(target.glibc)]
+        return [(name, cfg.glibc[name]) for name in cfg.oses
+                if not target.glibc or version_key(cfg.glibc[name]) <= version_key(target.glibc)]
 
     def offers(self, target: Target, options: FetchOptions) -> list[Offer]:
-        arch = settings(self.name)["arches"].get(target.name)
+        arch = settings(self.name).arches.get(target.name)
         if not arch:
             return []
         if not self._oses(target):
-            lowest = min(settings(self.name)["glibc"].values(), key=version_key)
+            lowest = min(settings(self.name).glibc.values(), key=version_key)
             raise NotAvailableError(f"hex's Ubuntu builds need glibc >= {lowest}, above the floor of {target.id}",
                                     "use another --source (debian), or a target with a higher glibc floor")
         candidates: dict[str, list[Offer]] = {}
@@ -91,9 +91,9 @@ class HexBuildsSource:
         if not candidates and failures:
             raise failures[0]
         chosen = [next((o for o in group if o.sha256), group[0]) for group in candidates.values()]
-        return sorted(chosen, key=lambda o: key(o.version), reverse=True)
+        return sorted(chosen, key=lambda o: version_key(o.version), reverse=True)
 
-    def install(self, offer: Offer, dest: Path, options: FetchOptions) -> dict:
+    def install(self, offer: Offer, target: Target, dest: Path, options: FetchOptions) -> dict:
         name = f"OTP-{offer.version}.tar.gz ({offer.details['os']}, {offer.details['arch']})"
         sha256 = expected_sha256(offer, options.sha256, "builds.txt", name,
                                  "builds from before September 2024 have none")

@@ -68,10 +68,10 @@ def _relativize_links(src: Path, dest: Path) -> None:
                 os.symlink(os.path.relpath(inside, link.parent), link)
 
 
-def _finish(dest: Path, target: str) -> dict:
+def _finish(dest: Path, target: Target) -> dict:
     """What the upstream sources do after unpacking: install an uninstalled tree; drop the
     Windows installer's files (erl.ini with its build path, 32-bit installer programs)."""
-    if Target.parse(target).os == "windows":
+    if target.os == "windows":
         return {"removed_installer_files": remove_installer_files(dest)}
     return {"installed_by_xrel": install_minimal(dest) if is_uninstalled(dest) else []}
 
@@ -97,19 +97,19 @@ class LocalSource:
         return [Offer(source=self.name, target=target.name, version=version, sha256=sha256,
                       note=f"provided: {path}", details={"local": True, "path": str(path), "variant": variant})]
 
-    def install(self, offer: Offer, dest: Path, options: FetchOptions) -> dict:
+    def install(self, offer: Offer, target: Target, dest: Path, options: FetchOptions) -> dict:
         path = Path(offer.details["path"])
         if path.is_dir():
             left_out = copy_otp_dir(path, dest)
             return {"location": str(path), "urls": [], "sha256": {}, "links_left_out": left_out,
-                    "trust": "local directory", **_finish(dest, offer.target)}
+                    "trust": "local directory", **_finish(dest, target)}
         actual = sha256_file(path)
         if actual != offer.sha256:
             raise VerificationError(f"{path} changed while xrel was reading it (sha256 {actual}, "
                                     f"was {offer.sha256})", "run the command again")
         unpack_otp_archive(path, dest)
         return {"location": str(path), "urls": [path.as_uri()], "sha256": {path.name: actual},
-                "trust": "local archive", **_finish(dest, offer.target)}
+                "trust": "local archive", **_finish(dest, target)}
 
 
 class UrlSource:
@@ -133,12 +133,12 @@ class UrlSource:
         return [Offer(source=self.name, target=target.name, version=version, url=url, sha256=sha256,
                       note=f"provided: {url}", details={"variant": sha256[:12]})]
 
-    def install(self, offer: Offer, dest: Path, options: FetchOptions) -> dict:
+    def install(self, offer: Offer, target: Target, dest: Path, options: FetchOptions) -> dict:
         archive = fetch_verified(offer.url, offer.sha256)
         unpack_otp_archive(archive, dest, what=offer.url)
         return {"location": offer.url, "urls": [offer.url],
                 "sha256": {offer.url.rsplit("/", 1)[-1]: offer.sha256},
-                "trust": "--sha256", **_finish(dest, offer.target)}
+                "trust": "--sha256", **_finish(dest, target)}
 
 
 SOURCE = LocalSource()

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from xrel.errors import NotAvailableError, VerificationError
 from xrel.inspection.check import inspect_tree
-from xrel.runtimes.versions import key, nif_version
+from xrel.runtimes.versions import nif_version
 from xrel.storage.cache import remove
 from xrel.targets import Target
+from xrel.versions import release, version_key
 
 METADATA = "xrel-runtime.json"
 _ROOTDIR_LINE = re.compile(r'^(\s*)ROOTDIR="?(/[^"\n]*)"?\s*$', re.MULTILINE)
@@ -85,7 +86,7 @@ def complete_apps(root: Path) -> list[str]:
 
 def otp_version(root: Path, fallback: str | None = None) -> str | None:
     """The full OTP version in `root`'s releases/<major>/OTP_VERSION (the newest, if several)."""
-    found = sorted(root.glob("releases/*/OTP_VERSION"), key=lambda p: key(p.parent.name))
+    found = sorted(root.glob("releases/*/OTP_VERSION"), key=lambda p: version_key(p.parent.name))
     return found[-1].read_text().strip() if found else fallback
 
 
@@ -97,7 +98,7 @@ def _nif_version(erts: Path, otp: str) -> str:
         minor = re.search(r"#define\s+ERL_NIF_MINOR_VERSION\s+(\d+)", text)
         if major and minor:
             return f"{major.group(1)}.{minor.group(1)}"
-    return nif_version(key(otp)[0])
+    return nif_version(release(otp)[0])
 
 
 def finalize(root: Path, target: Target, source: str, version: str, provenance: dict) -> dict:
@@ -109,7 +110,7 @@ def finalize(root: Path, target: Target, source: str, version: str, provenance: 
     relocated = relocate_scripts(root)
     ensure_usr_dirs(root, erts)
     otp = otp_version(root, version)
-    major = key(otp)[0]
+    major = release(otp)[0]
     rel = root / "releases" / str(major)
     if not (rel / "OTP_VERSION").exists():
         rel.mkdir(parents=True, exist_ok=True)

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from xrel.runtimes.base import FetchOptions, Offer, expected_sha256, mirror, settings
 from xrel.runtimes.unpack import unpack_otp_archive
-from xrel.runtimes.versions import key, tag_version
+from xrel.runtimes.versions import tag_version
 from xrel.storage.download import fetch_index, fetch_verified, is_sha256
 from xrel.targets import Target
+from xrel.versions import version_key
 
 
 def parse_checksums_csv(text: str) -> list[dict]:
@@ -32,7 +33,7 @@ class OtpBuildsSource:
     name = "otp_builds"
 
     def offers(self, target: Target, options: FetchOptions) -> list[Offer]:
-        triple = settings(self.name)["triples"].get(target.name)
+        triple = settings(self.name).triples.get(target.name)
         if not triple:
             return []
         url = f"{mirror(self.name, 'checksums_url')}/{triple}.csv"
@@ -45,9 +46,9 @@ class OtpBuildsSource:
                            "openssl": row.get("openssl"), "checksums": url})
             for row in parse_checksums_csv(text)
         ]
-        return sorted(offers, key=lambda o: key(o.version), reverse=True)
+        return sorted(offers, key=lambda o: version_key(o.version), reverse=True)
 
-    def install(self, offer: Offer, dest: Path, options: FetchOptions) -> dict:
+    def install(self, offer: Offer, target: Target, dest: Path, options: FetchOptions) -> dict:
         sha256 = expected_sha256(offer, options.sha256, f"{offer.details['triple']}.csv", offer.url)
         archive = fetch_verified(offer.url, sha256)
         unpack_otp_archive(archive, dest, what=offer.url)

@@ -69,5 +69,6 @@ def archive_otp_version(archive: Path) -> str | None:
                 if member.isreg() and _OTP_VERSION_MEMBER.match(member.name):
                     return tar.extractfile(member).read().decode().strip()
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, UnicodeDecodeError) as e:
-        raise VerificationError(f"{archive} is not a readable archive: {e}", "pass an OTP root's .tar.gz or .zip")
+        raise VerificationError(f"{archive} is not a readable archive: {e}",
+                                "pass an OTP root's .tar.gz or .zip") from None
     return None

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import re
 
+from xrel import recipes
 from xrel.errors import UsageError
+from xrel.versions import release, version_key
 
 _REQUEST = re.compile(r"^(?:otp-)?(\d+(?:\.\d+){0,4})$", re.IGNORECASE)
-
-# NIF API version by OTP major (rustler_precompiled and elixir_make name artifacts by it).
-NIF_VERSIONS = {22: "2.15", 23: "2.16", 24: "2.16", 25: "2.16", 26: "2.17", 27: "2.17", 28: "2.17", 29: "2.18"}
-
 
 _RELEASE_TAG = re.compile(r"^OTP-(\d+(?:\.\d+)*)$")
 
@@ -26,35 +24,33 @@ def parse_request(text: str | int) -> tuple[int, ...]:
     m = _REQUEST.match(str(text).strip())
     if not m:
         raise UsageError(f"'{text}' is not an OTP version", "write e.g. 27, 27.3 or OTP-27.3.4.1")
-    return tuple(int(p) for p in m.group(1).split("."))
-
-
-def key(version: str) -> tuple[int, ...]:
-    """A sortable key for a full OTP version string such as 27.3.4.1."""
-    return tuple(int(p) for p in re.findall(r"\d+", version))
+    return release(m.group(1))
 
 
 def matches(request: tuple[int, ...], version: str) -> bool:
-    return key(version)[: len(request)] == request
+    return release(version)[: len(request)] == request
 
 
 def best(request: tuple[int, ...], versions: list[str]) -> str | None:
     """The newest version matching the request."""
     found = [v for v in versions if matches(request, v)]
-    return max(found, key=key) if found else None
+    return max(found, key=version_key) if found else None
 
 
 def nearest(request: tuple[int, ...], versions: list[str], n: int = 5) -> list[str]:
     """The versions closest to the request (same major first, then by distance), newest first."""
 
     def distance(v: str) -> tuple:
-        k = key(v)
+        k = release(v)
         padded = request + (0,) * (len(k) - len(request))
         return (abs(k[0] - request[0]), tuple(abs(a - b) for a, b in zip(k, padded)))
 
     ranked = sorted(set(versions), key=distance)[:n]
-    return sorted(ranked, key=key, reverse=True)
+    return sorted(ranked, key=version_key, reverse=True)
 
 
 def nif_version(otp_major: int) -> str:
-    return NIF_VERSIONS.get(otp_major, "2.17")
+    """The NIF version of an OTP major (recipes/compat.toml); beyond the table, the nearest major below it."""
+    known = recipes.compat().nif_versions
+    below = [major for major in known if major <= otp_major]
+    return known[max(below)] if below else known[min(known)]

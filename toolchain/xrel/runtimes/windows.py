@@ -8,7 +8,8 @@ user asks for that a HEAD request finds upstream.
 
 After unzipping, the files that only belong to the installer are removed: every `erl.ini`
 (they name the CI machine's build path), Install.exe/.ini, Uninstall.exe, and vc_redist.exe
-(a 32-bit installer of the Visual C++ runtime, which the target needs: see the offer note).
+(a 32-bit installer of the Visual C++ runtime, which the target needs: see the offer note);
+the list is `installer_leftovers` in recipes/sources.toml.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from pathlib import Path
 from xrel.errors import NotAvailableError
 from xrel.runtimes.base import FetchOptions, Offer, mirror, settings
 from xrel.runtimes.unpack import unpack_otp_archive
-from xrel.runtimes.versions import key
 from xrel.storage import cache
 from xrel.storage.download import fetch_pinned, sha256_file, url_exists
 from xrel.targets import Target
+from xrel.versions import release, version_key
 
-INSTALLER_LEFTOVERS = ("Install.exe", "Install.ini", "Uninstall.exe", "vc_redist.exe")
 _PIN = re.compile(r"^windows-(?P<asset>[a-z0-9_]+)_(?P<version>\d+(?:\.\d+)*)\.zip\.sha256$")
 
 
@@ -59,20 +59,20 @@ class WindowsSource:
 
     def offers(self, target: Target, options: FetchOptions) -> list[Offer]:
         cfg = settings(self.name)
-        asset = cfg["assets"].get(target.name)
+        asset = cfg.assets.get(target.name)
         if not asset:
             return []
-        first = key(cfg["first_zip"])
+        first = release(cfg.first_zip)
         request = options.request
         if request and before_first_zip(request, first):
             wanted = ".".join(map(str, request))
             raise NotAvailableError(
                 f"OTP {wanted} for Windows is published only as an installer ({asset}_{wanted}.exe), "
-                f"not as a zip; zips exist from OTP {cfg['first_zip']} on",
-                f"ask for --otp {cfg['first_zip']} or newer",
+                f"not as a zip; zips exist from OTP {cfg.first_zip} on",
+                f"ask for --otp {cfg.first_zip} or newer",
             )
         pins = pinned_versions(asset)
-        found = dict.fromkeys(cfg.get("known_zips", []), "listed in xrel's recipes")
+        found = dict.fromkeys(cfg.known_zips, "listed in xrel's recipes")
         found.update(dict.fromkeys(pins, "pinned in the cache"))
         exact = ".".join(map(str, request)) if request and len(request) >= 2 else None
         if exact and exact not in found and not options.offline and url_exists(self.url(asset, exact)):
@@ -84,11 +84,11 @@ class WindowsSource:
                         f"{'yes' if version in pins else 'not yet'}); needs the Microsoft Visual C++ "
                         "runtime (vc_redist.x64.exe) on the target"),
                   details={"asset": asset, "known_from": how})
-            for version, how in found.items() if key(version) >= first
+            for version, how in found.items() if version_key(version) >= version_key(cfg.first_zip)
         ]
-        return sorted(offers, key=lambda o: key(o.version), reverse=True)
+        return sorted(offers, key=lambda o: version_key(o.version), reverse=True)
 
-    def install(self, offer: Offer, dest: Path, options: FetchOptions) -> dict:
+    def install(self, offer: Offer, target: Target, dest: Path, options: FetchOptions) -> dict:
         pin = pin_file(offer.details["asset"], offer.version)
         archive, sha256, trust = fetch_pinned(offer.url, pin, options.sha256)
         unpack_otp_archive(archive, dest, what=offer.url)
@@ -106,7 +106,7 @@ class WindowsSource:
 
 def remove_installer_files(root: Path) -> dict[str, str]:
     """Delete every erl.ini and the installer's own programs; returns {path: sha256} of each."""
-    doomed = [*root.rglob("erl.ini"), *(root / name for name in INSTALLER_LEFTOVERS)]
+    doomed = [*root.rglob("erl.ini"), *(root / name for name in settings("windows").installer_leftovers)]
     removed = {}
     for path in doomed:
         if path.is_file() and not path.is_symlink():
