@@ -88,7 +88,8 @@ def test_deb_refuses(case, tmp_path):
 
 def test_deb_absolute_links_are_rerooted_inside(tmp_path):
     package = tmp_path / "x.deb"
-    package.write_bytes(deb(tar_bytes([("./usr/lib/real.so.1", b"ELF"), link("./usr/lib/alias.so", "/usr/lib/real.so.1")]),
+    members = [("./usr/lib/real.so.1", b"ELF"), link("./usr/lib/alias.so", "/usr/lib/real.so.1")]
+    package.write_bytes(deb(tar_bytes(members),
                             compress=lambda b: b, member="data.tar"))
     out = tmp_path / "out"
     extract_deb(package, out)
@@ -147,3 +148,29 @@ def test_a_good_tar_with_a_top_folder(tmp_path):
     archive.write_bytes(gzip.compress(tar_bytes([("OTP-27.0/bin/erl", b"#!/bin/sh\n"), link("OTP-27.0/bin/e", "erl")])))
     extract_tar(archive, tmp_path / "out", strip_components=1)
     assert (tmp_path / "out/bin/erl").read_bytes() == b"#!/bin/sh\n" and (tmp_path / "out/bin/e").is_symlink()
+
+
+EXTRACT_UNDER_DEV_MODE = """
+import sys
+from pathlib import Path
+from xrel.storage.archive import extract_tar
+for archive in sys.argv[2:]:
+    extract_tar(Path(archive), Path(sys.argv[1]) / Path(archive).name)
+"""
+
+
+def test_extracting_a_tar_file_closes_it(tmp_path):
+    """`python -X dev -W error`: an unclosed file would be a ResourceWarning, and then an error."""
+    import subprocess
+    import sys
+
+    import zstandard
+
+    plain = tar_bytes([("bin/erl", b"#!/bin/sh\n")])
+    (tmp_path / "a.tar.gz").write_bytes(gzip.compress(plain))
+    (tmp_path / "a.tar.zst").write_bytes(zstandard.ZstdCompressor().compress(plain))
+    out = subprocess.run([sys.executable, "-X", "dev", "-W", "error", "-c", EXTRACT_UNDER_DEV_MODE,
+                          str(tmp_path / "out"), str(tmp_path / "a.tar.gz"), str(tmp_path / "a.tar.zst")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "Warning" not in out.stderr, out.stderr
+    assert (tmp_path / "out/a.tar.zst/bin/erl").read_bytes() == b"#!/bin/sh\n"

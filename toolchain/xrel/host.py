@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from xrel.errors import MissingToolError
+from xrel.storage.files import atomic_write
 
 ERLANG_HINT = "install Erlang/OTP and Elixir (Debian: `apt-get install erlang erlang-dev elixir`)"
 
@@ -88,10 +88,8 @@ def host_erlang() -> HostErlang:
     if out.returncode != 0 or len(lines) < 4:
         raise MissingToolError(f"`erl` did not run: {out.stderr.strip()[:200]}", ERLANG_HINT)
     found = HostErlang(Path(lines[0]), lines[1], lines[2], lines[3], elixir_version())
-    tmp = record.with_name(f".erlang.json.{os.getpid()}")
-    tmp.write_text(json.dumps({"key": key, "root": lines[0], "fields": [lines[1], lines[2], lines[3],
-                                                                         found.elixir_version]}))
-    os.replace(tmp, record)
+    atomic_write(record, json.dumps({"key": key, "root": lines[0],
+                                     "fields": [lines[1], lines[2], lines[3], found.elixir_version]}))
     return found
 
 

@@ -7,6 +7,7 @@ packages (deb, apk) may carry absolute symlinks: those are re-rooted inside the 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import lzma
 import os
@@ -109,8 +110,14 @@ def extract_tar(fileobj: IO[bytes] | Path, dest: Path, *, strip_components: int 
                 reroot_absolute_links: bool = False, name: str | None = None) -> list[str]:
     """Extract a tar stream (any compression tarfile knows, plus zstd) into `dest`."""
     label = name or str(fileobj)
-    if isinstance(fileobj, Path):
-        fileobj = _decompressed(fileobj)
+    with contextlib.ExitStack() as opened:
+        if isinstance(fileobj, Path):
+            fileobj = opened.enter_context(_decompressed(fileobj))
+        return _extract_tar_stream(fileobj, dest, label, strip_components, reroot_absolute_links)
+
+
+def _extract_tar_stream(fileobj: IO[bytes], dest: Path, label: str, strip_components: int,
+                        reroot_absolute_links: bool) -> list[str]:
     writer = _Writer(dest, label, reroot_absolute_links)
     written = []
     with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
@@ -137,7 +144,7 @@ def extract_tar(fileobj: IO[bytes] | Path, dest: Path, *, strip_components: int 
 
 
 def _decompressed(path: Path) -> IO[bytes]:
-    """Open a possibly zstd-compressed file; tarfile handles gz/bz2/xz itself."""
+    """Open a possibly zstd-compressed file; tarfile handles gz/bz2/xz itself. The caller closes it."""
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic == b"\x28\xb5\x2f\xfd":
@@ -211,28 +218,6 @@ def extract_deb(path: Path, dest: Path) -> list[str]:
     return extract_tar(_open_compressed(name, data), dest, reroot_absolute_links=True, name=path.name)
 
 
-def deb_control(path: Path) -> dict[str, str]:
-    """The fields of a .deb's control file."""
-    name, data = deb_part(path, "control")
-    with tarfile.open(fileobj=_open_compressed(name, data), mode="r|*") as tar:
-        for member in tar:
-            if member.name.lstrip("./") == "control":
-                return parse_rfc822(tar.extractfile(member).read().decode())
-    raise UnsafeArchive(f"{path} has no control file")
-
-
-def parse_rfc822(text: str) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    key = None
-    for line in text.splitlines():
-        if line[:1] in (" ", "\t") and key:
-            fields[key] += "\n" + line.strip()
-        elif ":" in line:
-            key, _, value = line.partition(":")
-            fields[key.strip()] = value.strip()
-    return fields
-
-
 # -- gzip members (Alpine .apk and APKINDEX) ---------------------------------------------------
 
 def gzip_members(data: bytes) -> list[bytes]:
@@ -244,7 +229,7 @@ def gzip_members(data: bytes) -> list[bytes]:
         try:
             d.decompress(data[offset:])
         except zlib.error as e:
-            raise UnsafeArchive(f"corrupt gzip stream at byte {offset}: {e}", "the download is corrupt")
+            raise UnsafeArchive(f"corrupt gzip stream at byte {offset}: {e}", "the download is corrupt") from None
         if not d.eof:
             raise UnsafeArchive(f"truncated gzip stream at byte {offset}", "the download is corrupt")
         end = len(data) - len(d.unused_data)

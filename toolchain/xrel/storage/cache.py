@@ -16,6 +16,7 @@ import filelock
 import platformdirs
 
 from xrel.errors import XrelError
+from xrel.storage.files import atomic_write
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -45,7 +46,7 @@ def cache_root() -> Path:
     root.mkdir(parents=True, exist_ok=True)
     tag = root / "CACHEDIR.TAG"
     if not tag.exists():
-        tag.write_text(CACHEDIR_TAG)
+        atomic_write(tag, CACHEDIR_TAG)
     return root
 
 
@@ -169,7 +170,7 @@ def remove_entry(entry: Entry, timeout: float = 10) -> None:
         with locked(entry.area, entry.name, timeout=timeout):
             remove(entry.path)
     except filelock.Timeout:
-        raise XrelError(f"{entry.area}/{entry.name} is in use by another xrel process", "try again later")
+        raise XrelError(f"{entry.area}/{entry.name} is in use by another xrel process", "try again later") from None
 
 
 def _entry_of(filename: str) -> str:
@@ -198,8 +199,7 @@ def prune(older_than_days: float | None = None) -> list[Path]:
                 and now - child.stat().st_mtime > older_than_days * 86400
             )
             if stale_tmp or too_old:
-                with contextlib.suppress(filelock.Timeout):
-                    with locked(name, entry, timeout=0):
-                        remove(child)
-                        removed.append(child)
+                with contextlib.suppress(filelock.Timeout), locked(name, entry, timeout=0):
+                    remove(child)
+                    removed.append(child)
     return removed

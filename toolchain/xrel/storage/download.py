@@ -15,6 +15,7 @@ import requests
 from xrel import progress
 from xrel.errors import DownloadError, NotAvailableError, VerificationError
 from xrel.storage import cache
+from xrel.storage.files import atomic_write
 
 CHUNK = 1 << 16
 RETRIES = 4
@@ -203,9 +204,7 @@ def fetch_pinned(url: str, pin: Path, sha256: str | None = None) -> tuple[Path, 
             os.replace(first, path)
             how = "first-use"
         if digest != pinned:
-            tmp = pin.with_name(pin.name + ".part")
-            tmp.write_text(f"{digest}  {url}\n")
-            os.replace(tmp, pin)
+            atomic_write(pin, f"{digest}  {url}\n")
         return path, digest, how
 
 
@@ -214,7 +213,8 @@ def url_exists(url: str) -> bool:
     try:
         response = session().head(url, allow_redirects=True, timeout=TIMEOUT)
     except (requests.ConnectionError, requests.Timeout) as e:
-        raise DownloadError(f"cannot reach {url}: {e.__class__.__name__}", "check the network or the mirror setting")
+        raise DownloadError(f"cannot reach {url}: {e.__class__.__name__}",
+                            "check the network or the mirror setting") from None
     if response.status_code in (404, 410):
         return False
     if response.status_code >= 400:
