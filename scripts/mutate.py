@@ -85,7 +85,7 @@ def run_tests(copy: Path, targets: list[str]) -> tuple[bool, float, str]:
         passed, output = proc.returncode == 0, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired:
         passed, output = False, f"timed out after {TIMEOUT} s"  # a mutant that hangs the tests is caught too
-    failures = [line for line in output.splitlines() if line.startswith(("FAILED", "ERROR", "E  "))]
+    failures = [line for line in output.splitlines() if line.startswith(("FAILED", "ERROR"))]
     return passed, time.monotonic() - start, (failures or output.splitlines()[-1:] or [""])[0]
 
 
@@ -105,25 +105,25 @@ def make_copy(dest: Path) -> Path:
     return dest
 
 
-def mutate(copy: Path, registry: Registry, all_tests: bool) -> list[tuple[str, str, float]]:
-    """(rule, outcome, seconds) rows for one registry: a baseline row, then one per deleted rule."""
+def mutate(copy: Path, registry: Registry, all_tests: bool) -> list[tuple[str, str, float, str]]:
+    """(rule, outcome, seconds, first failure) rows for one registry: a baseline row, then one per deleted rule."""
     target = copy / registry.path
     source = target.read_text() if target.exists() else ""
     rules = rule_lines(source, registry.name)
     if not rules:
-        return [("-", "missing", 0.0)]
+        return [("-", "missing", 0.0, f"no `{registry.name} = (` tuple of `    rule,` lines in {registry.path}")]
     tests = tests_for(copy, registry, all_tests)
     print(f"# {registry.label}: {len(rules)} rules, tests {' '.join(tests)}", flush=True)
     passed, seconds, failure = run_tests(copy, tests)
-    rows = [("(unmutated)", "passes" if passed else "FAILS", seconds)]
+    rows = [("(unmutated)", "passes" if passed else "FAILS", seconds, "" if passed else failure)]
     if not passed:
-        return rows + [(f"  {failure[:100]}", "", 0.0)]
+        return rows
     lines = source.splitlines(keepends=True)
     try:
         for rule, index in rules.items():
             target.write_text("".join(lines[:index] + lines[index + 1:]))
-            passed, seconds, _ = run_tests(copy, tests)
-            rows.append((rule, "SURVIVED" if passed else "killed", seconds))
+            passed, seconds, failure = run_tests(copy, tests)
+            rows.append((rule, "SURVIVED" if passed else "killed", seconds, "" if passed else failure))
     finally:
         target.write_text(source)
     return rows
@@ -135,15 +135,19 @@ def main() -> int:
     parser.add_argument("--all-tests", action="store_true", help="run every fast test per mutant, not just the "
                                                                    "files that import the module")
     args = parser.parse_args()
+    unknown = set(args.registries) - {r.label for r in REGISTRIES}
+    if unknown:
+        parser.error(f"no registry {', '.join(sorted(unknown))}; known: {', '.join(r.label for r in REGISTRIES)}")
     chosen = [r for r in REGISTRIES if not args.registries or r.label in args.registries]
     bad = 0
-    print(f"{'registry':<20} {'rule':<32} {'result':<10} {'seconds':>8}", flush=True)
+    print(f"{'registry':<20} {'rule':<28} {'result':<9} {'seconds':>7}  first failure", flush=True)
     with tempfile.TemporaryDirectory(prefix="xrel-mutate-") as tmp:
         copy = make_copy(Path(tmp))
         for registry in chosen:
-            for rule, outcome, seconds in mutate(copy, registry, args.all_tests):
+            for rule, outcome, seconds, failure in mutate(copy, registry, args.all_tests):
                 bad += outcome in ("missing", "FAILS", "SURVIVED")
-                print(f"{registry.label:<20} {rule:<32} {outcome:<10} {seconds:>8.1f}" if outcome else rule, flush=True)
+                failure = failure.removeprefix("FAILED ").split(" - ")[0]
+                print(f"{registry.label:<20} {rule:<28} {outcome:<9} {seconds:>7.1f}  {failure[:90]}", flush=True)
     return 1 if bad or not chosen else 0
 
 
