@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from xrel.emulate.smoke import SmokeReport, smoke
     from xrel.errors import XrelError
     from xrel.inspection.check import Report, inspect
-    from xrel.release.build import BuildResult, TargetResult, build
+    from xrel.release.build import build
+    from xrel.release.results import BuildResult, TargetResult
     from xrel.runtimes import Runtime, cached_runtime, fetch_runtime, list_offers
     from xrel.targets import Target, all_targets, host_target
     from xrel.zig.toolchain import ZigToolchain, zig_toolchain
@@ -29,7 +30,7 @@ _API = {
     "Runtime": "xrel.runtimes", "cached_runtime": "xrel.runtimes", "fetch_runtime": "xrel.runtimes",
     "list_offers": "xrel.runtimes",
     "ZigToolchain": "xrel.zig.toolchain", "zig_toolchain": "xrel.zig.toolchain",
-    "build": "xrel.release.build", "BuildResult": "xrel.release.build", "TargetResult": "xrel.release.build",
+    "build": "xrel.release.build", "BuildResult": "xrel.release.results", "TargetResult": "xrel.release.results",
     "inspect": "xrel.inspection.check", "Report": "xrel.inspection.check",
     "run": "xrel.emulate.runner", "smoke": "xrel.emulate.smoke", "SmokeReport": "xrel.emulate.smoke",
 }

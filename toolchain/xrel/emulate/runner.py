@@ -15,7 +15,7 @@ from xrel.debian.sysroot import ensure_sysroot
 from xrel.emulate import qemu
 from xrel.errors import EmulationError
 from xrel.inspection.binaries import version_key
-from xrel.inspection.check import inspect_tree
+from xrel.inspection.check import Report, inspect_tree
 from xrel.release.marker import ReleaseMarker, opened_release, release_command, release_target
 from xrel.targets import Target, host_target
 
@@ -46,6 +46,24 @@ def _host_glibc() -> tuple[int, ...]:
     return version_key(version) if lib == "glibc" else ()
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """A release to start here: what every way of starting it needs."""
+
+    release_dir: Path
+    command: Path  # bin/<name>
+    target: Target
+    report: Report  # its native files, inspected against the target
+    marker: ReleaseMarker | None
+    sysroot_packages: tuple[str, ...] = ()
+    offline: bool = False
+
+    @property
+    def runtime_meta(self) -> dict:
+        """The runtime's suite, Debian version and glibc floor (empty for a release xrel did not build)."""
+        return self.marker.runtime_meta if self.marker else {}
+
+
 def plan(release_dir: Path, target: Target | None = None, sysroot_packages: Sequence[str] = (),
          offline: bool = False) -> Plan:
     """How to start the release here: natively, under qemu-user with a sysroot, or in a mount namespace."""
@@ -54,38 +72,43 @@ def plan(release_dir: Path, target: Target | None = None, sysroot_packages: Sequ
     if not emu.possible:
         raise EmulationError(f"cannot run a {target.name} release here: {emu.reason}",
                              "`xrel inspect` still checks it; run it on the target itself")
-    command = release_command(release_dir)
-    report = inspect_tree(release_dir, target)
-    marker = ReleaseMarker.read(release_dir)
-    meta = marker.runtime_meta if marker else {}
-    env = dict(os.environ)
+    request = RunRequest(release_dir, release_command(release_dir), target, inspect_tree(release_dir, target),
+                         ReleaseMarker.read(release_dir), tuple(sysroot_packages), offline)
     host = host_target()
     same_cpu_family = target.name == host.name or (target.arch == "x86" and host.arch == "x86_64")
     if same_cpu_family:
-        floor = version_key(report.glibc_floor or "0")
+        floor = version_key(request.report.glibc_floor or "0")
         if target.name == host.name and floor <= _host_glibc():
-            return Plan(release_dir, command, target, "native", env, None, [])
-        return _namespace_plan(release_dir, command, target, report, meta, sysroot_packages, offline, env)
+            return Plan(release_dir, request.command, target, "native", dict(os.environ), None, [])
+        return _namespace_plan(request)
     if not emu.binfmt:
         raise EmulationError(f"{target.name} releases need binfmt_misc for their start script, "
                              f"which has no entry for this CPU here", qemu.ENABLE_BINFMT)
-    sysroot, notes = _sysroot(target, report, meta, sysroot_packages, offline)
+    return _qemu_plan(request)
+
+
+def _qemu_plan(request: RunRequest) -> Plan:
+    """Another CPU: qemu-user through binfmt_misc, its loader and libraries from a sysroot."""
+    env = dict(os.environ)
+    sysroot, notes = _sysroot(request)
     env["QEMU_LD_PREFIX"] = str(sysroot)
     # the arm64 JIT dual-maps code memory, which crashes under qemu-user: never added into the release
-    flags = recipes.compat().jit_flags(target.arch, marker.otp_major if marker else 0)
+    otp_major = request.marker.otp_major if request.marker else 0
+    flags = recipes.compat().jit_flags(request.target.arch, otp_major)
     if flags:
         env["ELIXIR_ERL_OPTIONS"] = (env.get("ELIXIR_ERL_OPTIONS", "") + " " + flags).strip()
         notes.append(f"added {flags} for qemu-user (not in the release)")
-    return Plan(release_dir, command, target, "qemu", env, sysroot, notes)
+    return Plan(request.release_dir, request.command, request.target, "qemu", env, sysroot, notes)
 
 
-def _namespace_plan(release_dir, command, target, report, meta, sysroot_packages, offline, env) -> Plan:
+def _namespace_plan(request: RunRequest) -> Plan:
     """The CPU runs the release natively, but this system lacks its loader or a new enough glibc:
     run it in a private mount namespace with the sysroot laid over /usr/lib (needs root)."""
+    target = request.target
     if os.geteuid() != 0 or not shutil.which("unshare"):
-        raise EmulationError(f"a {target.name} release needing glibc {report.glibc_floor} runs here only in a "
-                             "private mount namespace, which needs root and unshare(1)", "run xrel as root")
-    sysroot, notes = _sysroot(target, report, meta, sysroot_packages, offline)
+        raise EmulationError(f"a {target.name} release needing glibc {request.report.glibc_floor} runs here only "
+                             "in a private mount namespace, which needs root and unshare(1)", "run xrel as root")
+    sysroot, notes = _sysroot(request)
     layers = [str(sysroot / "lib"), str(sysroot / "usr" / "lib")]
     if any(c in "".join(layers) for c in ",:"):
         raise EmulationError(f"the sysroot path {sysroot} contains ',' or ':', which overlayfs cannot take",
@@ -97,13 +120,15 @@ def _namespace_plan(release_dir, command, target, report, meta, sysroot_packages
         # another ABI of this CPU (i386 on x86_64): only add what the system lacks
         lower, note = ["/usr/lib", *layers], "i386 loader and libraries added in a private mount namespace"
     lower = [d for d in lower if Path(d).is_dir() and not Path(d).is_symlink()]
-    return Plan(release_dir, command, target, "namespace", env, sysroot, [note, *notes], overlay=":".join(lower))
+    return Plan(request.release_dir, request.command, target, "namespace", dict(os.environ), sysroot,
+                [note, *notes], overlay=":".join(lower))
 
 
-def _sysroot(target, report, meta, sysroot_packages, offline) -> tuple[Path, list[str]]:
+def _sysroot(request: RunRequest) -> tuple[Path, list[str]]:
+    """The run sysroot for the release's needed libraries, and a warning naming any no package provides."""
     unresolved: list[str] = []
-    sysroot = ensure_sysroot(target, report.needed, meta, list(sysroot_packages), offline=offline,
-                             unresolved=unresolved)
+    sysroot = ensure_sysroot(request.target, request.report.needed, request.runtime_meta,
+                             list(request.sysroot_packages), offline=request.offline, unresolved=unresolved)
     notes = [f"warning: no Debian package provides {', '.join(unresolved)}; whatever needs it will not load "
              f"(add one with --sysroot-package)"] if unresolved else []
     return sysroot, notes
