@@ -31,13 +31,12 @@ def gz(data: bytes) -> bytes:
 def tar_of(files: list[tuple[str, bytes]], cut: bool) -> bytes:
     """A pax tar of in-memory files; `cut` drops the end-of-archive blocks (abuild-tar --cut)."""
     buf = io.BytesIO()
-    tar = tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT)
-    for name, data in files:
-        info = tarfile.TarInfo(name)
-        info.size, info.mode, info.uname, info.gname = len(data), 0o644, "root", "root"
-        tar.addfile(info, io.BytesIO(data))
-    end = tar.offset
-    tar.close()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.uname, info.gname = len(data), 0o644, "root", "root"
+            tar.addfile(info, io.BytesIO(data))
+        end = tar.offset  # before close() writes the end-of-archive blocks
     return buf.getvalue()[:end] if cut else buf.getvalue()
 
 

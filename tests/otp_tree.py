@@ -83,8 +83,8 @@ def build_otp_tree(target: str | Target, dest: Path, *, apps: tuple[str, ...] | 
     if target.os != "windows":
         (dest / "bin").mkdir()
         (dest / "bin" / "erl").write_text(
-            "#!/bin/sh\nROOTDIR=/opt/otp-build-root\nBINDIR=$ROOTDIR/erts-%s/bin\nexec \"$BINDIR/erlexec\" \"$@\"\n"
-            % host.erts_version)
+            f"#!/bin/sh\nROOTDIR=/opt/otp-build-root\nBINDIR=$ROOTDIR/erts-{host.erts_version}/bin\n"
+            'exec "$BINDIR/erlexec" "$@"\n')
         (dest / "bin" / "erl").chmod(0o755)
     return dest
 
