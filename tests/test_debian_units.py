@@ -114,3 +114,12 @@ def test_no_debian_mirror_and_no_keyring_names_the_package(tmp_path, monkeypatch
     monkeypatch.setattr(apt, "default_keyring", lambda: str(tmp_path / "missing.gpg"))
     with pytest.raises(MissingToolError, match="apt-get install debian-archive-keyring"):
         apt.mirror()
+
+
+def test_depends_of_a_package_without_any_is_quiet(caplog, capsys):
+    from xrel.debian.sysroot import _depends
+
+    assert _depends({"Package": "libc6"}) == []
+    assert _depends({"Pre-Depends": "libc6 (>= 2.36)", "Depends": "zlib1g | libz-ng, libzstd1"}) == \
+        ["libc6", "zlib1g", "libzstd1"]
+    assert not caplog.records and capsys.readouterr().err == ""

@@ -56,7 +56,8 @@ def package_for(soname: str, index: dict) -> str | None:
 
 def _depends(stanza: Mapping[str, str]) -> list[str]:
     """The first alternative of each Pre-Depends and Depends relation."""
-    relations = deb822.PkgRelation.parse_relations(f"{stanza.get('Pre-Depends', '')}, {stanza.get('Depends', '')}")
+    fields = ", ".join(f for f in (stanza.get("Pre-Depends"), stanza.get("Depends")) if f and f.strip())
+    relations = deb822.PkgRelation.parse_relations(fields) if fields else []
     return [alternatives[0]["name"] for alternatives in relations if alternatives]
 
 
