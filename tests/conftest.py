@@ -20,6 +20,12 @@ _SESSION_CACHE = os.environ.get("XREL_TEST_CACHE") or tempfile.mkdtemp(prefix="x
 os.environ["XREL_CACHE_DIR"] = _SESSION_CACHE
 
 
+@pytest.fixture(scope="session")
+def httpserver_listen_address():
+    """pytest-httpserver on 127.0.0.1 (its default, "localhost", needs an /etc/hosts entry)."""
+    return ("127.0.0.1", 0)
+
+
 @pytest.fixture
 def isolated_cache(tmp_path, monkeypatch) -> Path:
     """An empty xrel cache for tests of the cache discipline itself."""

@@ -12,9 +12,13 @@ from pytest_httpserver import HTTPServer
 from werkzeug.wrappers import Request, Response
 
 
+# An address, not "localhost": a minimal root (a container, a fresh debootstrap) may have no /etc/hosts.
+LOOPBACK = "127.0.0.1"
+
+
 class Upstream:
     def __init__(self) -> None:
-        self.server = HTTPServer(threaded=True)
+        self.server = HTTPServer(host=LOOPBACK, threaded=True)
         self.server.expect_request(re.compile(".*")).respond_with_handler(self._dispatch)
         self.server.start()
         self.files: dict[str, functools.partial] = {}
