@@ -125,8 +125,8 @@ def test_smoke_names_a_nif_of_the_wrong_arch(project, tmp_path):
     shutil.copy2(next(arm64.glob("lib/nif_make-*/priv/fixture_nif.so")), nif)
     report = xrel.smoke(broken, target="arm-linux-gnueabihf")
     assert not report.ok
-    failure = next(f for f in report.failures if "Fixture.Nif" in f["module"])
-    assert "fixture_nif" in failure["loader_error"]
+    failure = next(f for f in report.failures if "Fixture.Nif" in f.module)
+    assert "fixture_nif" in failure.loader_error
     cli = subprocess.run([*XREL, "smoke", str(broken), "-t", "arm-linux-gnueabihf"], capture_output=True, text=True,
                          timeout=600)
     assert cli.returncode == 9 and "Fixture.Nif" in cli.stderr and "Traceback" not in cli.stderr
@@ -151,8 +151,8 @@ def test_smoke_names_a_library_the_target_lacks(project, tmp_path):
                     f"-L{tmp_path}", "-lxrelmissing", "-o", str(nif)], check=True)
     report = xrel.smoke(broken)
     assert not report.ok
-    failure = next(f for f in report.failures if "Fixture.Nif" in f["module"])
-    assert "libxrelmissing.so.1" in failure["loader_error"]
+    failure = next(f for f in report.failures if "Fixture.Nif" in f.module)
+    assert "libxrelmissing.so.1" in failure.loader_error
     assert any("libxrelmissing.so.1" in n for n in report.notes)
 
 
