@@ -21,6 +21,7 @@ packages=(
   qemu-user-static binfmt-support  # `xrel run/smoke` boot foreign-CPU releases under qemu-user
   debian-archive-keyring         # verifies Debian's archive (the default runtime source), also on Ubuntu
   ca-certificates git            # HTTPS downloads; git for mix's git deps
+  gcc g++ libc6-dev              # the tests also build fixtures natively, as a user's host `mix compile` does
 )
 # The venv needs ensurepip; Debian and Ubuntu ship it apart from python3, in python3-venv.
 if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
