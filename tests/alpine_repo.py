@@ -21,6 +21,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from otp_tree import ERL_SCRIPT
+
 DIGESTS = {"RSA": hashes.SHA1, "RSA256": hashes.SHA256}
 
 
@@ -122,51 +124,6 @@ def index(records: list[str], signer: Signer, description: str = "v3.22.0-1-gtes
 
 # The `erl` script as OTP's Install -minimal writes it for --prefix=/usr (ROOTDIR quoted, with the
 # dyn_erl relocation check of OTP 24+).
-ERL_SCRIPT = """#!/bin/sh
-#
-# %CopyrightBegin%
-# SPDX-License-Identifier: Apache-2.0
-# %CopyrightEnd%
-#
-prog="$0"
-progdir=`dirname "${prog}"`
-dyn_erl_path="${progdir}/../erts-@VSN@/bin/dyn_erl"
-if [ ! -f "$dyn_erl_path" ]
-then
-    dyn_erl_path="${progdir}/dyn_erl"
-fi
-
-if [ -f "$dyn_erl_path" ]
-then
-    dyn_rootdir=`"${dyn_erl_path}" --realpath`
-    dyn_rootdir=`dirname "${dyn_rootdir}"`
-    dyn_rootdir=`dirname "${dyn_rootdir}"`
-else
-    dyn_rootdir=""
-fi
-
-if [ -z "$ERL_ROOTDIR" ]
-then
-    ROOTDIR="@ROOT@"
-    if [ "$dyn_rootdir" != "$ROOTDIR" ] && [ "$dyn_rootdir" != "" ]
-    then
-        # It is likely that the files have been copied or moved
-        ROOTDIR="$dyn_rootdir"
-    fi
-else
-    ROOTDIR="$ERL_ROOTDIR"
-fi
-BINDIR="$ROOTDIR/erts-@VSN@/bin"
-EMU=beam
-PROGNAME=`basename "$0"`
-export EMU
-export ROOTDIR
-export BINDIR
-export PROGNAME
-exec "$BINDIR/erlexec" ${1+"$@"}
-"""
-
-
 def alpine_layout(otp_root: Path, dest: Path) -> tuple[Path, Path]:
     """Split an OTP root the way Alpine's APKBUILD does: (main tree, -dev tree), each holding usr/.
 

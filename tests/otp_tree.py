@@ -92,3 +92,50 @@ def build_otp_tree(target: str | Target, dest: Path, *, apps: tuple[str, ...] | 
 # The applications a typical Elixir release needs (keeps test archives small).
 RELEASE_APPS = ("kernel", "stdlib", "sasl", "compiler", "crypto", "asn1", "public_key", "ssl",
                 "runtime_tools", "erl_interface", "syntax_tools", "tools", "inets")
+
+
+# erts/etc/unix/erl.src.src as a built tree carries it: @VSN@ and @ROOT@ (the root, or
+# %FINAL_ROOTDIR% for Install to fill in) to substitute.
+ERL_SCRIPT = """#!/bin/sh
+#
+# %CopyrightBegin%
+# SPDX-License-Identifier: Apache-2.0
+# %CopyrightEnd%
+#
+prog="$0"
+progdir=`dirname "${prog}"`
+dyn_erl_path="${progdir}/../erts-@VSN@/bin/dyn_erl"
+if [ ! -f "$dyn_erl_path" ]
+then
+    dyn_erl_path="${progdir}/dyn_erl"
+fi
+
+if [ -f "$dyn_erl_path" ]
+then
+    dyn_rootdir=`"${dyn_erl_path}" --realpath`
+    dyn_rootdir=`dirname "${dyn_rootdir}"`
+    dyn_rootdir=`dirname "${dyn_rootdir}"`
+else
+    dyn_rootdir=""
+fi
+
+if [ -z "$ERL_ROOTDIR" ]
+then
+    ROOTDIR="@ROOT@"
+    if [ "$dyn_rootdir" != "$ROOTDIR" ] && [ "$dyn_rootdir" != "" ]
+    then
+        # It is likely that the files have been copied or moved
+        ROOTDIR="$dyn_rootdir"
+    fi
+else
+    ROOTDIR="$ERL_ROOTDIR"
+fi
+BINDIR="$ROOTDIR/erts-@VSN@/bin"
+EMU=beam
+PROGNAME=`basename "$0"`
+export EMU
+export ROOTDIR
+export BINDIR
+export PROGNAME
+exec "$BINDIR/erlexec" ${1+"$@"}
+"""

@@ -20,7 +20,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from otp_tree import stub_binaries
+from otp_tree import ERL_SCRIPT, stub_binaries
 from xrel.host import host_erlang
 
 BOOT_FILES = ("start_clean", "start_sasl", "no_dot_erlang", "start")
@@ -44,41 +44,7 @@ exit 1
 # The templates a `make release` tree carries in erts-<V>/bin (erts/etc/unix/*.src.src with the
 # build's values in and %FINAL_ROOTDIR% / %EMU% left for Install), written here, not read off a host.
 SCRIPT_TEMPLATES = {
-    "erl.src": """#!/bin/sh
-prog="$0"
-progdir=`dirname "${prog}"`
-dyn_erl_path="${progdir}/../erts-@VSN@/bin/dyn_erl"
-if [ ! -f "$dyn_erl_path" ]
-then
-    dyn_erl_path="${progdir}/dyn_erl"
-fi
-if [ -f "$dyn_erl_path" ]
-then
-    dyn_rootdir=`"${dyn_erl_path}" --realpath`
-    dyn_rootdir=`dirname "${dyn_rootdir}"`
-    dyn_rootdir=`dirname "${dyn_rootdir}"`
-else
-    dyn_rootdir=""
-fi
-if [ -z "$ERL_ROOTDIR" ]
-then
-    ROOTDIR="%FINAL_ROOTDIR%"
-    if [ "$dyn_rootdir" != "$ROOTDIR" ] && [ "$dyn_rootdir" != "" ]
-    then
-        ROOTDIR="$dyn_rootdir"
-    fi
-else
-    ROOTDIR="$ERL_ROOTDIR"
-fi
-BINDIR="$ROOTDIR/erts-@VSN@/bin"
-EMU=beam
-PROGNAME=`basename "$0"`
-export EMU
-export ROOTDIR
-export BINDIR
-export PROGNAME
-exec "$BINDIR/erlexec" ${1+"$@"}
-""",
+    "erl.src": ERL_SCRIPT.replace("@ROOT@", "%FINAL_ROOTDIR%"),
     "start.src": """#!/bin/sh
 ROOTDIR="%FINAL_ROOTDIR%"
 if [ -z "$RELDIR" ]
