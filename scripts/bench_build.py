@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE / "tests"))
 
 import xrel  # noqa: E402
 from helpers import copy_fixtures, host_release  # noqa: E402
-from xrel import progress
+from xrel import progress  # noqa: E402
 from xrel.storage import cache  # noqa: E402
 
 ONE = ["arm-linux-gnueabihf"]

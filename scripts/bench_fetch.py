@@ -63,7 +63,8 @@ def main() -> int:
     xrel = [sys.executable, "-m", "xrel", "-q", "fetch-erts", target, "--otp", otp, "--source", source]
     rows = [
         ("baseline: read xrel-runtime.json", median_seconds(metadata.read_bytes, args.runs)),
-        ("fetch_runtime, cached, --otp given", median_seconds(lambda: fetch_runtime(target, otp=otp, source=source), args.runs)),
+        ("fetch_runtime, cached, --otp given",
+         median_seconds(lambda: fetch_runtime(target, otp=otp, source=source), args.runs)),
         ("baseline: python -c pass", median_seconds(command(sys.executable, "-c", "pass"), args.runs)),
         ("python -c 'import xrel.cli'", median_seconds(command(sys.executable, "-c", "import xrel.cli"), args.runs)),
         ("xrel fetch-erts (cached)", median_seconds(command(*xrel), args.runs)),

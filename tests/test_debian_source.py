@@ -41,7 +41,8 @@ def test_fetch_normalizes_a_debian_runtime(target, otp, machine, bits, suite):
             assert "/usr/lib/erlang" not in script.read_text(errors="replace"), script
     meta = json.loads((rt.root / "xrel-runtime.json").read_text())
     assert meta["glibc_floor"] == {"bookworm": "2.34", "trixie": "2.38"}[suite]
-    assert "erlang-base" in meta["packages"] and "erlang-crypto" in meta["packages"] and "erlang-dev" in meta["packages"]
+    assert "erlang-base" in meta["packages"] and "erlang-crypto" in meta["packages"] \
+        and "erlang-dev" in meta["packages"]
     assert all(len(h) == 64 for h in meta["sha256"].values()) and len(meta["urls"]) == len(meta["packages"])
     assert "libcrypto.so.3" in meta["needed_libraries"] and "libc.so.6" in meta["needed_libraries"]
     apps = {a.rsplit("-", 1)[0] for a in meta["apps"]}

@@ -130,7 +130,7 @@ def test_smoke_loads_every_nif_of_the_zoo(zoo, target):
     smoke = xrel.smoke(zoo.releases[target])
     assert smoke.ok, smoke.to_dict()
     loaded = set(smoke.nifs_loaded)
-    for kind, pattern in ZOO_NIFS.items():
+    for kind in ZOO_NIFS:
         assert str(nif(zoo, target, kind).relative_to(zoo.releases[target])) in loaded, kind
     assert not smoke.failures
 
@@ -155,7 +155,7 @@ def test_cmake_nif_is_configured_per_target_from_the_environment(zoo):
         # CMake took CMAKE_TOOLCHAIN_FILE from the environment: the target's zig wrappers, even
         # for the archiver CMake would otherwise look for next to a Clang (the host's llvm-ar)
         for tool in ("CMAKE_AR", "CMAKE_C_COMPILER_AR", "CMAKE_RANLIB"):
-            line = next(l for l in cache_file.splitlines() if l.startswith(f"{tool}:"))
+            line = next(entry for entry in cache_file.splitlines() if entry.startswith(f"{tool}:"))
             assert f"/toolchains/{target}-" in line, line
         assert str(tree) in cache_file  # configured in this target's tree, not the seed's
     cmake_calls = [c for c in cc_calls(zoo.log, "cmake_build") if any(a.endswith("zoo_cmake_nif.c") for a in c["argv"])]
@@ -213,7 +213,7 @@ def test_each_targets_tree_holds_only_its_own_objects(zoo):
     """Native deps that build inside their own directory (rebar hooks, erlang.mk, Makefiles
     writing priv/) got a copy per target: no host object from the user's tree, and no object of
     the other target, anywhere in a target's tree."""
-    user_objects = [p for p in (zoo.root / "mk_dep").rglob("*.o")]
+    user_objects = list((zoo.root / "mk_dep").rglob("*.o"))
     assert user_objects and binaries.read(user_objects[0]).machine == 62  # the host build's
     for target, trees in workspaces(zoo.project).items():
         (tree,) = trees
@@ -275,7 +275,8 @@ def recipe_zoo(tmp_path_factory):
 def recipe_reports(recipe_zoo, tmp_path_factory):
     """Target -> {dep: value} from RecipeZoo.report() run on the target CPU."""
     output = run_on_targets(recipe_zoo.releases, "IO.puts(RecipeZoo.report())", tmp_path_factory.mktemp("run"))
-    return {target: dict(kv.split("=", 1) for kv in next(l for l in lines if l.startswith("quirky=")).split(" ", 2))
+    return {target: dict(kv.split("=", 1)
+                         for kv in next(ln for ln in lines if ln.startswith("quirky=")).split(" ", 2))
             for target, lines in output.items()}
 
 
@@ -345,7 +346,8 @@ def test_shipped_recipes_use_only_documented_keys_and_known_targets():
     """Every key a shipped entry uses is described in the file's header, and every
     broken_targets name is a target xrel knows (a typo would break every build using the dep)."""
     path = recipes.recipes_dir() / "packages.toml"
-    header = [line[2:] for line in path.read_text().splitlines() if line.startswith("# ") and not line.startswith("#  ")]
+    header = [line[2:] for line in path.read_text().splitlines()
+              if line.startswith("# ") and not line.startswith("#  ")]
     documented = {line.split()[0] for line in header if line.split() and line.split()[0].islower()}
     packages = recipes.load("packages")["packages"]
     used = {key for entry in packages.values() for key in entry}

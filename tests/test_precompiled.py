@@ -97,7 +97,8 @@ def publish(pub: Published, project: Path, targets: list[str], otp_roots: dict[s
         rp[f"{lib}{ext}.tar.gz"] = tar_gz(lib + ext, nif_library(t, "Elixir.RpNif.Native", f"precompiled:{rp_triple}",
                                                                   otp_roots[name], work / f"rp{ext}"))
         ccp[f"ccp_nif-nif-{NIF_VERSION}-{cc_triple}-{ccp_version}.tar.gz"] = tar_gz(
-            "ccp_nif" + ext, nif_library(t, "Elixir.CcpNif", f"precompiled:{cc_triple}", otp_roots[name], work / f"c{ext}"))
+            "ccp_nif" + ext, nif_library(t, "Elixir.CcpNif", f"precompiled:{cc_triple}", otp_roots[name],
+                                         work / f"c{ext}"))
     for archives, dep, version in ((rp, "rp_nif", rp_version), (ccp, "ccp_nif", ccp_version)):
         for file, data in archives.items():
             served = bytes(b ^ 0xFF for b in data[:64]) + data[64:] if file in damaged else data
@@ -210,13 +211,16 @@ def test_each_target_gets_its_own_artifacts(pub, linux_build):
         assert not t.notes, t.notes  # downloaded, not built from source
         cc_triple = target.precompiler_triple("cc_precompiler")
         assert pub.server.count(f"gh/rp_nif/releases/download/v0.1.0/{rp.name}.tar.gz") == 1
-        assert pub.server.count(f"gh/ccp_nif/releases/download/v0.3.0/ccp_nif-nif-{NIF_VERSION}-{cc_triple}-0.3.0.tar.gz") == 1
+        ccp_file = f"ccp_nif-nif-{NIF_VERSION}-{cc_triple}-0.3.0.tar.gz"
+        assert pub.server.count(f"gh/ccp_nif/releases/download/v0.3.0/{ccp_file}") == 1
     # the precompilers ran in the targets' trees: the user's copies of the deps got nothing
     assert not list((pub.root / "linux").glob("*/priv")) and not list((pub.root / "linux").glob("rp_nif/_build"))
 
 
-@pytest.mark.parametrize("target,arch,pointer", [pytest.param("arm-linux-gnueabihf", "arm", 4, marks=runnable("arm-linux-gnueabihf")),
-                                                 pytest.param("aarch64-linux-gnu", "aarch64", 8, marks=runnable("aarch64-linux-gnu"))])
+@pytest.mark.parametrize("target,arch,pointer", [
+    pytest.param("arm-linux-gnueabihf", "arm", 4, marks=runnable("arm-linux-gnueabihf")),
+    pytest.param("aarch64-linux-gnu", "aarch64", 8, marks=runnable("aarch64-linux-gnu")),
+])
 def test_artifacts_load_on_the_emulated_cpu(linux_build, target, arch, pointer):
     _project, result = linux_build
     release = Path(next(t.release_dir for t in result.targets if t.target == target))
@@ -321,8 +325,9 @@ def test_macos(pub, monkeypatch):
     nif = Path(result.targets[0].release_dir) / "lib/ccp_nif-0.3.0/priv/ccp_nif.so"
     info = binaries.read(nif)
     assert (info.format, info.kind, info.machine) == ("macho", "shared", 0x01000007)
-    served = tarfile.open(fileobj=io.BytesIO(_served(pub, f"ccp_nif-nif-{NIF_VERSION}-x86_64-apple-darwin-0.3.0.tar.gz")))
-    assert served.extractfile("ccp_nif.so").read() == nif.read_bytes()  # shipped exactly as published
+    archive = _served(pub, f"ccp_nif-nif-{NIF_VERSION}-x86_64-apple-darwin-0.3.0.tar.gz")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as served:
+        assert served.extractfile("ccp_nif.so").read() == nif.read_bytes()  # shipped exactly as published
     both = project.parent / "uses_precompiled"
     with pytest.raises(NotAvailableError, match=r"rp_nif .*x86_64-macos \(it asked for x86_64-apple-darwin-gnu\).*"
                                                 r"cannot fetch macOS artifacts"):
