@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from xrel.emulate import qemu
+from xrel.emulate.runner import private_namespace_refused
 from xrel.targets import Target
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -27,6 +28,9 @@ def runnable(target: str):
         return pytest.mark.skip(reason=f"cannot run {target} here: {emu.reason}")
     if t.arch == "x86" and os.geteuid() != 0:
         return pytest.mark.skip(reason="i386 releases run in a private mount namespace, which needs root")
+    if t.arch == "x86" and private_namespace_refused():
+        return pytest.mark.skip(reason="i386 releases run in a private mount namespace, which this system refuses "
+                                f"({private_namespace_refused()}: a chroot whose / is not a mount point)")
     return pytest.mark.skipif(False, reason=f"{target} runs here ({emu.mode})")
 
 

@@ -11,7 +11,6 @@ import time
 from pytest_httpserver import HTTPServer
 from werkzeug.wrappers import Request, Response
 
-
 # An address, not "localhost": a minimal root (a container, a fresh debootstrap) may have no /etc/hosts.
 LOOPBACK = "127.0.0.1"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
@@ -101,6 +102,13 @@ def _qemu_plan(request: RunRequest) -> Plan:
     return Plan(request.release_dir, request.command, request.target, "qemu", env, sysroot, notes)
 
 
+@functools.cache
+def private_namespace_refused() -> str | None:
+    """Why `unshare --mount --propagation private` fails here (e.g. in a chroot), or None if it works."""
+    out = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, text=True)
+    return None if out.returncode == 0 else (out.stderr.strip() or f"exit {out.returncode}")
+
+
 def _namespace_plan(request: RunRequest) -> Plan:
     """The CPU runs the release natively, but this system lacks its loader or a new enough glibc:
     run it in a private mount namespace with the sysroot laid over /usr/lib (needs root)."""
@@ -108,6 +116,11 @@ def _namespace_plan(request: RunRequest) -> Plan:
     if os.geteuid() != 0 or not shutil.which("unshare"):
         raise EmulationError(f"a {target.name} release needing glibc {request.report.glibc_floor} runs here only "
                              "in a private mount namespace, which needs root and unshare(1)", "run xrel as root")
+    refused = private_namespace_refused()
+    if refused:
+        raise EmulationError(f"a {target.name} release runs here only in a private mount namespace, and this "
+                             f"system refuses one ({refused}); a chroot whose / is not a mount point does",
+                             "run xrel outside the chroot, or bind-mount the chroot's root onto itself first")
     sysroot, notes = _sysroot(request)
     layers = [str(sysroot / "lib"), str(sysroot / "usr" / "lib")]
     if any(c in "".join(layers) for c in ",:"):
