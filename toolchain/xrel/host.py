@@ -1,4 +1,5 @@
-"""Facts about the host's Erlang/Elixir installation, asked once per process."""
+"""Facts about the Erlang/Elixir that `erl` and `elixir` on PATH are (the installed ones, or those xrel
+provides for a build by putting them first on PATH), asked once per installation."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ class HostErlang:
     def otp_major(self) -> int:
         return int(self.otp_release)
 
+    @property
+    def otp_version(self) -> str:
+        """The full OTP version (releases/<major>/OTP_VERSION), else the major."""
+        path = self.root / "releases" / self.otp_release / "OTP_VERSION"
+        return path.read_text().strip() if path.is_file() else self.otp_release
+
     def app_dirs(self) -> dict[str, Path]:
         """OTP application name -> its directory under the host root."""
         dirs = {}
@@ -47,10 +54,9 @@ def require(program: str, hint: str = ERLANG_HINT) -> str:
     return path
 
 
-@functools.cache
 def host_otp_major() -> int:
-    """The host's OTP major, read from its root's releases/start_erl.data when `erl` on PATH
-    links into an installed OTP (no VM started); else asked from `erl` itself."""
+    """The OTP major of `erl` on PATH, read from its root's releases/start_erl.data when it links
+    into an installed OTP (no VM started); else asked from `erl` itself."""
     erl = require("erl")
     data = Path(erl).resolve().parent.parent / "releases" / "start_erl.data"
     fields = data.read_text().split() if data.is_file() else []
@@ -68,34 +74,44 @@ def _identity(program: str | None) -> str:
     return f"{real}:{st.st_size}:{st.st_mtime_ns}"
 
 
-@functools.cache
 def host_erlang() -> HostErlang:
-    """The host's Erlang/Elixir, probed once per installation (the answer is kept in the cache:
-    starting erl and elixir costs half a second on every xrel command otherwise)."""
+    """The Erlang/Elixir on PATH now. Probed once per installation: the answer is kept in the
+    cache, since starting erl and elixir costs half a second on every xrel command otherwise."""
+    erl, elixir = require("erl"), shutil.which("elixir")
+    return _probe(erl, elixir, f"{_identity(erl)}|{_identity(elixir)}")
+
+
+@functools.cache
+def _probe(erl: str, elixir: str | None, key: str) -> HostErlang:
     from xrel.storage import cache
 
-    erl = require("erl")
-    key = f"{_identity(erl)}|{_identity(shutil.which('elixir'))}"
     record = cache.area("host") / "erlang.json"
     try:
         saved = json.loads(record.read_text())
-        if saved["key"] == key:
-            return HostErlang(Path(saved["root"]), *saved["fields"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+        known = saved if isinstance(saved, dict) and "key" not in saved else {}
+    except (OSError, ValueError):
+        known = {}
+    entry = known.get(key)
+    if isinstance(entry, dict) and {"root", "fields"} <= entry.keys():
+        return HostErlang(Path(entry["root"]), *entry["fields"])
     out = subprocess.run([erl, "-noshell", "-eval", _PROBE], capture_output=True, text=True, timeout=120)
     lines = out.stdout.split("\n")
     if out.returncode != 0 or len(lines) < 4:
         raise MissingToolError(f"`erl` did not run: {out.stderr.strip()[:200]}", ERLANG_HINT)
-    found = HostErlang(Path(lines[0]), lines[1], lines[2], lines[3], elixir_version())
-    atomic_write(record, json.dumps({"key": key, "root": lines[0],
-                                     "fields": [lines[1], lines[2], lines[3], found.elixir_version]}))
+    found = HostErlang(Path(lines[0]), lines[1], lines[2], lines[3], _elixir_version(elixir, key))
+    known[key] = {"root": lines[0], "fields": [lines[1], lines[2], lines[3], found.elixir_version]}
+    atomic_write(record, json.dumps(dict(list(known.items())[-8:]), indent=1))  # the last few installations
     return found
 
 
-@functools.cache
 def elixir_version() -> str | None:
+    """The version of `elixir` on PATH (None when there is none or it does not run)."""
     elixir = shutil.which("elixir")
+    return _elixir_version(elixir, _identity(elixir)) if elixir else None
+
+
+@functools.cache
+def _elixir_version(elixir: str | None, key: str) -> str | None:
     if not elixir:
         return None
     out = subprocess.run([elixir, "-e", "IO.puts(System.version())"], capture_output=True, text=True, timeout=120)
