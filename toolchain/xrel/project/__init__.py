@@ -1,0 +1,1 @@
+"""The project's own files: xrel.toml (its pins) and what xrel records beside it."""
