@@ -113,7 +113,8 @@ BAD = [
     ('targets = ["arm64"]\n[target.arm64]\nsysroot_packages = "libz-dev"', 3, ["sysroot_packages in [target.arm64] "
                                                                                "must be a list of strings"]),
     ('targets = ["x86_64-macos"]\n[target.x86_64-macos]\nglibc = "2.28"', 3, ["only applies to glibc Linux"]),
-    ('targets = ["arm64.2.28"]\n[target.arm64]\nglibc = "2.31"', 3, ["contradicts the floor of aarch64-linux-gnu.2.28"]),
+    ('targets = ["arm64.2.28"]\n[target.arm64]\nglibc = "2.31"', 3,
+     ["contradicts the floor of aarch64-linux-gnu.2.28"]),
     ('targets = ["arm64"]\ntarget = "arm64"', 2, ["target must hold one [target.<name>] table"]),
     ('otp = "25"\n\n[signing]\nkey = "x"', 3, ["unknown table [signing]", "known tables: [target]"]),
     ('otp = "25"\nelixir = \n', 2, ["not valid TOML", "fix the syntax"]),

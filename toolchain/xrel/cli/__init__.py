@@ -3,7 +3,7 @@
 app.py holds the group and what every command shares; each other module registers its commands on it.
 """
 
-from xrel.cli import commands, runtime  # noqa: F401  (register their commands on the group)
+from xrel.cli import commands, project, runtime  # noqa: F401  (register their commands on the group)
 from xrel.cli.app import main
 
 __all__ = ["main"]
