@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,12 @@ def _cached(target: Target, request: tuple[int, ...] | None, sources: list[str])
             found.append(runtime)
     newest_first = sorted(found, key=lambda r: version_key(r.otp_version), reverse=True)
     return sorted(newest_first, key=lambda r: sources.index(r.source))
+
+
+def cached_runtimes(target: Target | str, sources: list[str], otp: str | None = None) -> list[Runtime]:
+    """Every cached runtime of `sources` for `target` (matching `otp` if given), best first."""
+    target = Target.parse(target)
+    return _cached(target, versions.parse_request(otp) if otp else None, list(sources))
 
 
 def _default_request() -> tuple[int, ...]:
@@ -182,8 +189,12 @@ def _choose(target: Target, request, sources: list[str], options: FetchOptions) 
     )
 
 
-def install(offer: Offer, target: Target, options: FetchOptions, force: bool = False) -> Runtime:
-    """Install one offer into the cache (locked; temp dir, verify, rename)."""
+def install(offer: Offer, target: Target, options: FetchOptions, force: bool = False,
+            check: Callable[[dict], None] | None = None) -> Runtime:
+    """Install one offer into the cache (locked; temp dir, verify, rename).
+
+    `check` sees the source's provenance (sha256s, packages) before anything is renamed into place
+    and raises to refuse it (a lock's hashes)."""
     name = entry_name(target, offer.source, offer.version, offer.details.get("variant"))
     final = cache.area("runtimes") / name
     with cache.locked("runtimes", name):
@@ -194,6 +205,8 @@ def install(offer: Offer, target: Target, options: FetchOptions, force: bool = F
         with progress.step(f"fetch {offer.source} OTP {offer.version} for {target.name}"), \
                 cache.staging(final) as tmp:
             provenance = get_source(offer.source).install(offer, target, tmp, options)
+            if check is not None:
+                check(provenance)
             finalize(tmp, target, offer.source, offer.version, provenance)
         return Runtime.load(final)
 

@@ -32,6 +32,7 @@ class FetchOptions:
     sha256: str | None = None  # a pin given by the user
     location: str | None = None  # a path or URL, for the local/url source
     request: tuple[int, ...] | None = None  # the OTP version asked; sources may skip what cannot match
+    revision: str | None = None  # an exact package revision (a lock's Debian version) to offer when listed
 
 
 def expected_sha256(offer: Offer, given: str | None, index: str, what: str, why_missing: str = "") -> str:

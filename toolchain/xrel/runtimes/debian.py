@@ -21,6 +21,12 @@ def _newest(stanzas: list[dict]) -> dict:
     return max(stanzas, key=lambda s: Version(s["Version"]))
 
 
+def _wanted_or_newest(stanzas: list[dict], wanted: str | None) -> str:
+    """`wanted` (an exact revision, e.g. a lock's) when the index lists it, else the newest."""
+    listed = {s["Version"] for s in stanzas}
+    return wanted if wanted in listed else _newest(stanzas)["Version"]
+
+
 def _source_name(stanza: dict) -> str:
     return stanza.get("Source", stanza.get("Package", "")).split()[0]
 
@@ -38,7 +44,7 @@ class DebianSource:
             index = repo.packages()
             if "erlang-base" not in index:
                 continue
-            version = _newest(index["erlang-base"])["Version"]
+            version = _wanted_or_newest(index["erlang-base"], options.revision)
             members = sorted(
                 name for name in index
                 if name.startswith("erlang-") and name not in cfg.left_out
