@@ -89,9 +89,7 @@ def provide(otp: str | None, elixir: str | None, *, offline: bool = False,
     if installed:
         return installed
     runtime = provide_otp(otp_request, offline)
-    options = sources.Options(offline=offline, host_otp=runtime.otp_major)
-    root, meta, seen = _elixir(elixir_request, names, options)
-    alternative = _alternative(seen, meta, runtime.otp_major)
+    root, meta, alternative = provide_elixir(elixir_request, runtime.otp_major, names, offline)
     loadcheck.require_loadable(runtime.root, runtime.otp_version, root, meta["version"], meta["source"], alternative)
     otp_info = {k: runtime.meta.get(k) for k in ("source", "otp_version", "urls", "sha256", "suite",
                                                  "debian_version", "packages") if k in runtime.meta}
@@ -100,14 +98,18 @@ def provide(otp: str | None, elixir: str | None, *, offline: bool = False,
     return HostTools(runtime.root, runtime.otp_version, root, meta["version"], True, f"provided: {reason}", where)
 
 
-def _elixir(request, names: list[str], options: sources.Options) -> tuple[Path, dict, list]:
-    """A cached Elixir root for the request, else the best offer installed: (root, meta, offers seen)."""
-    found = sources.cached(request, names, options.host_otp)
+def provide_elixir(request: tuple[int, ...] | None, host_otp: int, names: list[str] | None = None,
+                   offline: bool = False) -> tuple[Path, dict, str | None]:
+    """A cached Elixir root for the request, else the best offer of the sources `names` installed:
+    (root, its xrel-elixir.json, an alternative built for `host_otp` or older to name in errors)."""
+    names = names or sources.order()
+    found = sources.cached(request, names, host_otp)
     if found:
-        return *found[0], []
+        return *found[0], None
+    options = sources.Options(offline=offline, host_otp=host_otp)
     offer, seen = sources.choose(request, names, options)
     root, meta = sources.install(offer, options)
-    return root, meta, seen
+    return root, meta, _alternative(seen, meta, host_otp)
 
 
 def _alternative(seen: list[sources.ElixirOffer], meta: dict, host_otp: int) -> str | None:

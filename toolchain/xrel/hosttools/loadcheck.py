@@ -15,12 +15,13 @@ from xrel.errors import BuildError, NotAvailableError
 from xrel.storage import cache
 from xrel.storage.files import atomic_write
 
-# every module of the ebin dir in XREL_EBIN, loaded; prints "<failed> <total>" then the failed names
+# every module of the ebin dir in XREL_EBIN, loaded; prints "xrel-load <failed> <total> <failed names>"
+# (on a line of its own: the loader's error reports go to standard output too)
 _PROBE = (
     'Dir = os:getenv("XREL_EBIN"), {ok, Files} = file:list_dir(Dir), '
     'Ms = [list_to_atom(filename:basename(F, ".beam")) || F <- Files, filename:extension(F) =:= ".beam"], '
     'Bad = [M || M <- Ms, element(1, code:ensure_loaded(M)) =/= module], '
-    'io:format("~p ~p~n~s~n", [length(Bad), length(Ms), lists:join(" ", [atom_to_list(M) || M <- Bad])]), '
+    'io:format("~nxrel-load ~p ~p ~s~n", [length(Bad), length(Ms), lists:join(" ", [atom_to_list(M) || M <- Bad])]), '
     "halt()."
 )
 
@@ -56,13 +57,13 @@ def load_modules(otp_root: Path, elixir_root: Path) -> LoadResult:
     env = {**os.environ, "XREL_EBIN": str(ebin)}
     out = subprocess.run([str(erl), "-noshell", "-noinput", "-pa", str(ebin), "-eval", _PROBE],
                          capture_output=True, text=True, timeout=300, env=env)
-    lines = out.stdout.splitlines()
-    counts = lines[0].split() if lines else []
-    if out.returncode != 0 or len(counts) != 2 or not all(c.isdigit() for c in counts):
+    found = [line.split()[1:] for line in out.stdout.splitlines() if line.startswith("xrel-load ")]
+    fields = found[-1] if found else []
+    if out.returncode != 0 or len(fields) < 2 or not all(c.isdigit() for c in fields[:2]):
         detail = " ".join((out.stderr or out.stdout).split())[:200]
         raise BuildError(f"{erl} could not load Elixir's modules from {ebin}: {detail}",
                          "the provided OTP does not run on this host")
-    result = LoadResult(int(counts[0]), int(counts[1]), tuple((lines[1] if len(lines) > 1 else "").split()[:5]))
+    result = LoadResult(int(fields[0]), int(fields[1]), tuple(fields[2:7]))
     atomic_write(record, json.dumps({"otp_root": str(otp_root), "elixir_root": str(elixir_root),
                                      "failed": result.failed, "total": result.total,
                                      "examples": list(result.examples)}))
