@@ -180,6 +180,8 @@ def test_requests_and_sources():
     assert debian.upstream_version("1.14.0.dfsg-2") == "1.14.0" and debian.upstream_version("1.18.3.dfsg-1") == "1.18.3"
     offers = [sources.ElixirOffer("s", "1.18.3", m) for m in (24, 25, 27, 28)]
     assert [o.otp for o in sources.ranked(offers, 26)] == [25, 24, 27, 28]
+    newer = sources.ElixirOffer("s", "1.18.4", 27)
+    assert sources.ranked([newer, *offers], 25)[:2] == [offers[1], offers[0]]  # what fits beats what is newer
     assert zips.built_for("1.18.0", 25) == [25, 26, 27, 28]
 
 

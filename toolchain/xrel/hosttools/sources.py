@@ -105,10 +105,11 @@ def matches(request: tuple[int, ...] | None, version: str) -> bool:
 
 
 def ranked(offers: list[ElixirOffer], host_otp: int) -> list[ElixirOffer]:
-    """Newest version first; of one version, the build for the highest OTP <= host, then the lowest above."""
+    """Builds that fit the host OTP first, newest version first; of one version, the build for the
+    highest OTP <= host's, then (not fitting) the lowest above it."""
     def key(o: ElixirOffer):
         built = o.otp if o.otp is not None else host_otp
-        return (version_key(o.version), built <= host_otp, built if built <= host_otp else -built)
+        return (built <= host_otp, version_key(o.version), built if built <= host_otp else -built)
     return sorted(offers, key=key, reverse=True)
 
 
