@@ -209,3 +209,24 @@ def test_vanished_debian_revision_names_the_current_one():
     assert e.value.message == (f"the locked erlang-base 1:25.2.3+dfsg-1+deb12u2 for arm-linux-gnueabihf is gone "
                                f"from Debian (it now has {current})")
     assert e.value.hint == "run `xrel lock --upgrade`"
+
+
+@needs_apt
+@pytest.mark.network
+@pytest.mark.slow
+def test_locked_debian_revision_is_fetched_exactly_even_when_not_the_newest():
+    """bookworm-security still lists deb12u1 beside main's deb12u4: the lock gets u1, checked."""
+    from xrel.runtimes.base import FetchOptions, get_source
+
+    target = Target.parse("arm-linux-gnueabihf")
+    wanted = "1:25.2.3+dfsg-1+deb12u1"
+    offer = next(o for o in get_source("debian").offers(target, FetchOptions(request=(25,), revision=wanted)))
+    if offer.details["debian_version"] != wanted:
+        pytest.skip(f"Debian no longer lists {wanted}")
+    repo = suites.repo(suites.suites_for(target, name="bookworm")[0], target)
+    files = repo.resolve([f"{p}={wanted}" for p in offer.details["packages"]])
+    entry = LockedRuntime(target.id, "debian", offer.version, tuple(sorted((f.filename, f.sha256) for f in files)),
+                          wanted, {f.package: f.version for f in files})
+    runtime = fetch_locked(target, entry)
+    assert runtime.meta["debian_version"] == wanted and entry.matches(runtime)
+    assert fetch_locked(target, entry, offline=True).root == runtime.root
