@@ -34,7 +34,7 @@ def test_target_result_json_shape_and_round_trip():
     result = target_result()
     data = json.loads(json.dumps(result.to_dict()))
     assert list(data) == ["target", "release_dir", "tarball", "sha256", "otp_version", "erts_version", "nif_version",
-                          "runtime", "glibc_floor", "native_files", "needed_libraries", "seconds", "notes"]
+                          "runtime", "glibc_floor", "native_files", "needed_libraries", "seconds", "notes", "elixir_version"]
     assert data["native_files"] == [{"path": "lib/x-1/priv/x.so", "format": "elf", "kind": "shared", "machine": 183,
                                      "bits": 64, "endian": "little", "os": "linux", "libc": "glibc",
                                      "float_abi": None, "interpreter": None, "glibc_floor": "2.17", "macos_min": None,
@@ -43,7 +43,8 @@ def test_target_result_json_shape_and_round_trip():
     assert TargetResult.from_dict(data) == result
     assert result.manifest_entry() == {"target": "aarch64-linux-gnu", "file": "app-0.1.0-aarch64-linux-gnu.tar.gz",
                                        "sha256": "cd" * 32, "otp": "25.3", "erts": "13.2", "nif": "2.16",
-                                       "runtime_source": "debian", "runtime_sha256": "ab" * 32, "glibc_floor": "2.17"}
+                                       "runtime_source": "debian", "runtime_sha256": "ab" * 32, "glibc_floor": "2.17",
+                                       "elixir": None, "libc": "gnu"}
     build = BuildResult("app", "app", "0.1.0", "/out", "/out/manifest.json", [result]).to_dict()
     assert build["targets"] == [result.to_dict()] and build["project"] == "app"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from xrel import doctor as doctor_mod
@@ -80,33 +82,63 @@ def doctor_cmd(as_json: bool) -> None:
 
 @command("build")
 @click.argument("project_dir", default=".", type=click.Path(file_okay=False))
-@click.option("-t", "--target", "targets", multiple=True, required=True, help="Target (repeatable).")
-@click.option("--otp", default=None, help="Target OTP version (default: this machine's OTP major).")
+@click.option("-t", "--target", "targets", multiple=True, help="Target (repeatable; default: xrel.toml's targets).")
+@click.option("--otp", default=None, help="Target OTP version (default: xrel.toml's, else this machine's OTP major).")
+@click.option("--elixir", default=None, help="Elixir compiling the code (default: xrel.toml's, else the installed).")
 @click.option("--source", default=None, help="Runtime source (see `xrel otp-versions`).")
 @click.option("--release", default=None, help="Release name from mix.exs.")
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Output dir (default _build/xrel).")
-@click.option("--mix-env", default="prod", show_default=True)
+@click.option("--mix-env", default=None, help="MIX_ENV (default: xrel.toml's, else prod).")
 @click.option("--mix-target", default=None, help="Set MIX_TARGET (Nerves-style projects).")
 @click.option("--offline", is_flag=True, help="Use cached runtimes only.")
+@click.option("--locked", is_flag=True, help="Fail if xrel.lock would change (CI).")
 @click.option("--sysroot-package", "sysroot_packages", multiple=True,
               help="Debian -dev package for NIFs that link target libraries (e.g. libsqlite3-dev).")
 @click.option("--json", "as_json", is_flag=True)
-def build_cmd(project_dir, targets, otp, source, release, out, mix_env, mix_target, offline, sysroot_packages,
-              as_json) -> None:
-    """Cross-build the release of PROJECT_DIR for each --target."""
+def build_cmd(project_dir, targets, otp, elixir, source, release, out, mix_env, mix_target, offline, locked,
+              sysroot_packages, as_json) -> None:
+    """Cross-build the release of PROJECT_DIR for each target (options win over xrel.toml)."""
     from xrel.release.build import build
 
-    result = build(project_dir, targets, otp=otp, source=source, release=release, out=out,
-                   mix_env=mix_env, mix_target=mix_target, offline=offline, sysroot_packages=sysroot_packages)
+    result = build(project_dir, targets, otp=otp, elixir=elixir, source=source, release=release, out=out,
+                   mix_env=mix_env, mix_target=mix_target, offline=offline, sysroot_packages=sysroot_packages,
+                   locked=locked)
     if as_json:
         emit_json(result.to_dict())
         return
+    by = result.compiled_by
+    click.echo(f"BEAM code compiled by OTP {by['otp']} + Elixir {by['elixir']} ({by['why']})")
     for t in result.targets:
         floor = f", glibc >= {t.glibc_floor}" if t.glibc_floor else ""
         click.echo(f"{t.target:<24} {t.tarball}  (OTP {t.otp_version}{floor}, {t.seconds:.1f}s)")
         for note in t.notes:
-            click.echo(f"{'':<24} note: {note}")
+            click.echo(f"{'':<24} {note if note.startswith('runtime:') else 'note: ' + note}")
     click.echo(f"manifest: {result.manifest}")
+
+
+@command("lock")
+@click.argument("project_dir", default=".", type=click.Path(file_okay=False))
+@click.option("--upgrade", is_flag=True, help="Take what the sources offer now instead of the locked versions.")
+@click.option("--offline", is_flag=True, help="Use cached runtimes only.")
+@click.option("--json", "as_json", is_flag=True)
+def lock_cmd(project_dir, upgrade, offline, as_json) -> None:
+    """Resolve xrel.toml's runtimes and host OTP/Elixir and record them in xrel.lock (builds nothing)."""
+    from xrel.project.plan import plan_lock
+
+    plan = plan_lock(Path(project_dir), upgrade=upgrade, offline=offline)
+    rows = [{"target": t.target.id, "source": t.runtime.source, "otp": t.runtime.otp_version, "why": t.why}
+            for t in plan.targets]
+    tools = plan.host_tools
+    host = {"otp": tools.otp_version, "elixir": tools.elixir_version, "provided": tools.provided,
+            "why": tools.why} if tools else {}
+    if as_json:
+        emit_json({"lock": str(Path(project_dir) / "xrel.lock"), "host": host, "targets": rows})
+        return
+    if host:
+        click.echo(f"host: OTP {host['otp']} + Elixir {host['elixir']} ({host['why']})")
+    for row in rows:
+        click.echo(f"{row['target']:<24} {row['source']} OTP {row['otp']}  ({row['why']})")
+    click.echo(f"lock: {Path(project_dir) / 'xrel.lock'}")
 
 
 @command("inspect")

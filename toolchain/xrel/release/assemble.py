@@ -113,6 +113,24 @@ def _add_tree(tar: tarfile.TarFile, root: Path) -> None:
                     tar.addfile(info, f)
 
 
+def tarball_name(release: str, version: str, otp_major: int, target_id: str) -> str:
+    """`myapp-1.2.0-otp27-aarch64-linux-gnu.tar.gz`: sorts by release and version, greps by OTP and target."""
+    return f"{release}-{version}-otp{otp_major}-{target_id}.tar.gz"
+
+
+def link_old_name(tarball: Path, old: Path) -> None:
+    """Keep the name xrel used before versions were in names (`<release>-<vsn>-<target>.tar.gz`)
+    reachable: a relative symlink to the tarball, and one for its .sha256."""
+    sums = (old.with_name(old.name + ".sha256"), tarball.with_name(tarball.name + ".sha256"))
+    for link, dest in ((old, tarball), sums):
+        if link.is_symlink() and os.readlink(link) == dest.name:
+            continue
+        tmp = link.with_name(f".{link.name}.{os.getpid()}.link")
+        tmp.unlink(missing_ok=True)
+        os.symlink(dest.name, tmp)
+        os.replace(tmp, link)
+
+
 def write_tarball(release_dir: Path, dest: Path) -> str:
     """A .tar.gz of the release (no top folder, like mix's :tar step) and its .sha256 beside it.
     An existing tarball of identical content is kept (same bytes, no recompression)."""

@@ -18,16 +18,17 @@ from dataclasses import replace
 from pathlib import Path
 
 from xrel import progress
-from xrel.errors import UsageError
 from xrel.host import host_erlang
 from xrel.inspection.check import Report, inspect_tree
+from xrel.project.plan import Request, TargetPlan, activated, resolve
 from xrel.release import assemble, blame, compat, precompiled, record, rust
 from xrel.release.mix import Project, load_project, mix_env_vars, run_mix
 from xrel.release.native import local_deps_env, own_env_compile_order, refuse_broken_targets
 from xrel.release.results import BuildResult, RuntimeInfo, TargetResult, native_file
 from xrel.release.target_build import BuildOptions, TargetBuild
 from xrel.release.workspace import Workspace, sync_tree, workspace_for
-from xrel.runtimes import Runtime, fetch_runtime
+from xrel.runtimes import Runtime
+from xrel.runtimes.versions import parse_request
 from xrel.storage import cache
 from xrel.storage.cache import remove
 from xrel.targets import Target
@@ -65,17 +66,16 @@ def mix_environment(build: TargetBuild) -> dict[str, str]:
     return mix_env_vars(build.workspace.project, build.project.mix_env, extra)
 
 
-def prepare(project: Project, target: Target, release: str, out: Path, options: BuildOptions) -> TargetBuild:
-    """Fetch the target's runtime, apply the compatibility rules, and set up its sysroot,
+def prepare(project: Project, plan: TargetPlan, release: str, out: Path, options: BuildOptions) -> TargetBuild:
+    """Apply the compatibility rules to the target's resolved runtime, and set up its sysroot,
     toolchain, build tree and mix environment."""
-    host = host_erlang()
+    host, target, runtime = host_erlang(), plan.target, plan.runtime
     label = f"[{target.id}]"
-    with progress.step(f"{label} runtime"):
-        runtime = fetch_runtime(target, otp=options.otp or str(host.otp_major), source=options.source,
-                                offline=options.offline)
-    notes = compat.check_runtime(runtime, host, target)
-    for note in notes:
+    notes = [f"runtime: {runtime.source} OTP {runtime.otp_version} ({plan.why})",
+             *compat.check_runtime(runtime, host, target)]
+    for note in notes[1:]:
         progress.note(f"{label} {note}")
+    options = replace(options, sysroot_packages=tuple(sorted({*options.sysroot_packages, *plan.sysroot_packages})))
     sysroot = build_sysroot(project, target, runtime, options)
     tc = ZigToolchain(target, otp_root=runtime.root, sysroot=sysroot)
     # make cannot tell that CC, the sysroot or a recipe changed: objects in a tree are only valid
@@ -175,24 +175,25 @@ def assemble_release(build: TargetBuild) -> Report:
 def package(build: TargetBuild, report: Report, started: float) -> TargetResult:
     """The release's tarball and the target's result."""
     version = assemble.release_version(build.release_dir)
-    tarball = build.out / f"{build.release}-{version}-{build.target.id}.tar.gz"
+    tarball = build.out / assemble.tarball_name(build.release, version, build.runtime.otp_major, build.target.id)
     with progress.step(f"{build.label} tarball"):
         sha = assemble.write_tarball(build.release_dir, tarball)
+        assemble.link_old_name(tarball, build.out / f"{build.release}-{version}-{build.target.id}.tar.gz")
     runtime = build.runtime
     return TargetResult(
         target=build.target.id, release_dir=str(build.release_dir), tarball=str(tarball), sha256=sha,
         otp_version=runtime.otp_version, erts_version=runtime.erts_version, nif_version=runtime.nif_version,
         runtime=RuntimeInfo.of(runtime), glibc_floor=report.glibc_floor,
         native_files=[native_file(f) for f in report.files], needed_libraries=report.needed,
-        seconds=round(time.monotonic() - started, 2), notes=build.notes,
+        seconds=round(time.monotonic() - started, 2), notes=build.notes, elixir_version=build.host.elixir_version,
     )
 
 
-def build_target(project: Project, target: Target, release: str, out: Path, options: BuildOptions,
+def build_target(project: Project, plan: TargetPlan, release: str, out: Path, options: BuildOptions,
                  seed: Workspace | None) -> tuple[TargetResult, Workspace]:
     """Build one target's release (from `seed`'s compiled BEAM code when given); returns its result and tree."""
     started = time.monotonic()
-    build = prepare(project, target, release, out, options)
+    build = prepare(project, plan, release, out, options)
     # one build of a tree at a time (two xrel runs on one project wait for each other)
     with cache.locked("builds", build.workspace.key):
         build.log.parent.mkdir(parents=True, exist_ok=True)
@@ -212,7 +213,7 @@ def build_target(project: Project, target: Target, release: str, out: Path, opti
         return result, build.workspace
 
 
-def build_all(project: Project, targets: list[Target], release: str, out: Path,
+def build_all(project: Project, targets: Sequence[TargetPlan], release: str, out: Path,
               options: BuildOptions) -> list[TargetResult]:
     """The first target compiles the BEAM code; the others start from its tree, two at a time."""
     first, seed = build_target(project, targets[0], release, out, options, None)
@@ -230,25 +231,35 @@ def write_manifest(out: Path, project: Project, release: str, version: str, resu
         return assemble.update_manifest(out, project.name, release, version, entries)
 
 
-def build(project_dir: str | Path = ".", targets: str | Target | Sequence[str | Target] = ("host",), *,
-          otp: str | None = None, source: str | None = None, release: str | None = None,
-          out: str | Path | None = None, mix_env: str = "prod", mix_target: str | None = None,
-          offline: bool = False, sysroot_packages: Sequence[str] = ()) -> BuildResult:
-    """Build a release of the project for each target; see BuildResult."""
+def build(project_dir: str | Path = ".", targets: str | Target | Sequence[str | Target] = (), *,
+          otp: str | None = None, elixir: str | None = None, source: str | None = None,
+          release: str | None = None, out: str | Path | None = None, mix_env: str | None = None,
+          mix_target: str | None = None, offline: bool = False, sysroot_packages: Sequence[str] = (),
+          locked: bool = False) -> BuildResult:
+    """Build a release of the project for each target (default: xrel.toml's); see BuildResult.
+    Arguments given here win over xrel.toml. Every runtime is resolved before anything compiles."""
     if isinstance(targets, (str, Target)):
         targets = [targets]
-    parsed = [Target.parse(t) for t in targets]
-    if not parsed:
-        raise UsageError("no target given", "pass --target, e.g. --target aarch64-linux-gnu")
+    project_dir = Path(project_dir)
     if otp:
-        compat.check_requested_otp(otp, host_erlang())
-    options = BuildOptions(otp, source, offline, mix_target, tuple(sysroot_packages))
-    project = load_project(Path(project_dir), mix_env, mix_target)
-    refuse_broken_targets(project.apps, parsed)
-    name = project.release_name(release)
-    rust.check(project, parsed)
-    out_dir = Path(out).resolve() if out else project.path / "_build" / "xrel"
-    results = build_all(project, parsed, name, out_dir, options)
-    version = assemble.release_version(Path(results[0].release_dir))
-    manifest = write_manifest(out_dir, project, name, version, results)
-    return BuildResult(project.name, name, version, str(out_dir), str(manifest), results)
+        parse_request(otp)  # a malformed --otp is a usage error before anything is fetched
+    plan = resolve(project_dir, Request(tuple(targets), otp, elixir, source, offline, locked))
+    config = plan.config
+    with activated(plan.host_tools):
+        host = host_erlang()
+        for target_plan in plan.targets:  # the OTP window, for every target before compiling any
+            compat.check_runtime(target_plan.runtime, host, target_plan.target)
+        options = BuildOptions(otp, source, offline, mix_target, tuple(sysroot_packages))
+        mix_env = mix_env or (config.mix_env if config else None) or "prod"
+        project = load_project(project_dir, mix_env, mix_target)
+        parsed = [t.target for t in plan.targets]
+        refuse_broken_targets(project.apps, parsed)
+        name = project.release_name(release or (config.release if config else None))
+        rust.check(project, parsed)
+        out_dir = Path(out).resolve() if out else (config.out if config and config.out else
+                                                    project.path / "_build" / "xrel")
+        results = build_all(project, plan.targets, name, out_dir, options)
+        version = assemble.release_version(Path(results[0].release_dir))
+        manifest = write_manifest(out_dir, project, name, version, results)
+        return BuildResult(project.name, name, version, str(out_dir), str(manifest), results,
+                           compiled_by=plan.compiled_by())

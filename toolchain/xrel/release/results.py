@@ -63,6 +63,7 @@ class TargetResult:
     needed_libraries: list[str]
     seconds: float
     notes: list[str] = field(default_factory=list)
+    elixir_version: str | None = None  # the Elixir that compiled the BEAM code
 
     def to_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -72,7 +73,8 @@ class TargetResult:
         """This target's entry in the output dir's manifest.json."""
         return {"target": self.target, "file": Path(self.tarball).name, "sha256": self.sha256, "otp": self.otp_version,
                 "erts": self.erts_version, "nif": self.nif_version, "runtime_source": self.runtime.source,
-                "runtime_sha256": self.runtime.sha256, "glibc_floor": self.glibc_floor}
+                "runtime_sha256": self.runtime.sha256, "glibc_floor": self.glibc_floor, "elixir": self.elixir_version,
+                "libc": self.target.split(".")[0].rsplit("-", 1)[-1]}
 
     @classmethod
     def from_dict(cls, data: dict) -> TargetResult:
@@ -88,6 +90,7 @@ class BuildResult:
     out: str
     manifest: str
     targets: list[TargetResult]
+    compiled_by: dict = field(default_factory=dict)  # the OTP + Elixir that compiled the BEAM code, and why
 
     def to_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
