@@ -211,9 +211,9 @@ def test_installed_tools_when_they_match():
     tools = hosttools.provide(erl.otp_release, None)
     assert not tools.provided and tools.otp_root == erl.root and tools.why.startswith("pinned otp")
     assert (tools.elixir_root / "bin" / "elixir").is_file() and tools.elixir_version == host.elixir_version()
-    found, why = hosttools._installed(str(erl.otp_major + 1), None)
+    found, why = hosttools.installed(str(erl.otp_major + 1), None)
     assert found is None and why == f"installed OTP {tools.otp_version} does not match pin {erl.otp_major + 1}"
-    found, why = hosttools._installed(None, "0.9")
+    found, why = hosttools.installed(None, "0.9")
     assert found is None and why == f"installed Elixir {tools.elixir_version} does not match pin 0.9"
 
 
@@ -225,7 +225,7 @@ def test_provide_runs_the_load_check_on_the_host_otp(elixir_upstream, isolated_c
     erl = host.host_erlang()
     otp = hosttools.otp_full_version(erl.root, erl.otp_release)
     runtime = Runtime(erl.root, {"otp_version": otp, "otp_major": erl.otp_major, "source": "debian"})
-    monkeypatch.setattr(hosttools, "_installed", lambda o, e: (None, "no erl on PATH"))
+    monkeypatch.setattr(hosttools, "installed", lambda o, e: (None, "no erl on PATH"))
     monkeypatch.setattr(hosttools, "provide_otp", lambda request, offline: runtime)
     publish_zip(elixir_upstream, "1.17.3", erl.otp_major)
     tools = hosttools.provide(None, "1.17", elixir_source="elixir_zips")
@@ -238,7 +238,7 @@ def test_provide_runs_the_load_check_on_the_host_otp(elixir_upstream, isolated_c
 
 @pytest.fixture
 def nothing_installed(monkeypatch):
-    monkeypatch.setattr(hosttools, "_installed", lambda o, e: (None, "no erl on PATH"))
+    monkeypatch.setattr(hosttools, "installed", lambda o, e: (None, "no erl on PATH"))
 
 
 @pytest.mark.slow

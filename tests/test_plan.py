@@ -3,6 +3,10 @@ asks for and why, and which OTP compiles the BEAM code (pure parts; the fetching
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from xrel.errors import UsageError
@@ -54,3 +58,17 @@ def test_the_otp_that_compiles_the_code(tmp_path, text, lock_otp, expected):
     cfg = config(tmp_path, text)
     lock = Lock({}, {"otp": {"source": "debian", "version": lock_otp}}) if lock_otp else None
     assert _compile_otp(_target_plans(cfg, Request()), cfg, lock) == expected
+
+
+def test_doctor_says_what_compiles_the_code(tmp_path):
+    from xrel.host import host_erlang
+
+    major = host_erlang().otp_major
+    cfg_dir = tmp_path / "p"
+    cfg_dir.mkdir()
+    (cfg_dir / "xrel.toml").write_text(f'otp = "{major + 1}"\nelixir = "1.99"\ntargets = ["armhf"]\n')
+    out = subprocess.run([sys.executable, "-m", "xrel", "doctor", str(cfg_dir), "--json"], capture_output=True,
+                         text=True, timeout=300)
+    row = next(r for r in json.loads(out.stdout) if r["name"] == "compile with")
+    assert row["detail"].startswith(f"OTP {major + 1} + Elixir 1.99 provided by xrel on the next build")
+    assert f"does not match pin {major + 1}" in row["detail"]

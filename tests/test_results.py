@@ -34,7 +34,8 @@ def test_target_result_json_shape_and_round_trip():
     result = target_result()
     data = json.loads(json.dumps(result.to_dict()))
     assert list(data) == ["target", "release_dir", "tarball", "sha256", "otp_version", "erts_version", "nif_version",
-                          "runtime", "glibc_floor", "native_files", "needed_libraries", "seconds", "notes", "elixir_version"]
+                          "runtime", "glibc_floor", "native_files", "needed_libraries", "seconds", "notes",
+                          "elixir_version"]
     assert data["native_files"] == [{"path": "lib/x-1/priv/x.so", "format": "elf", "kind": "shared", "machine": 183,
                                      "bits": 64, "endian": "little", "os": "linux", "libc": "glibc",
                                      "float_abi": None, "interpreter": None, "glibc_floor": "2.17", "macos_min": None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from xrel.emulate import qemu
 from xrel.errors import XrelError
@@ -29,7 +30,28 @@ def _version_of(cmd: list[str]) -> str | None:
     return text[-1] if text else None
 
 
-def checks() -> list[Check]:
+def compile_check(project_dir: Path) -> Check | None:
+    """Which OTP + Elixir would compile the project's BEAM code, from its xrel.toml pins (None without one)."""
+    from xrel.hosttools import installed
+    from xrel.project.config import load_config
+
+    try:
+        config = load_config(project_dir)
+    except XrelError as e:
+        return Check("xrel.toml", False, e.message, e.hint or "")
+    if config is None:
+        return None
+    otp = min((p.otp for p in config.targets if p.otp), default=None, key=lambda v: int(v.split(".")[0]))
+    otp = config.otp if config.otp and (otp is None or int(config.otp.split(".")[0]) <= int(otp.split(".")[0])) else otp
+    tools, why = installed(otp, config.elixir)
+    if tools:
+        return Check("compile with", True, f"the installed OTP {tools.otp_version} + Elixir {tools.elixir_version} "
+                     f"({why})")
+    return Check("compile with", True, f"OTP {otp or 'any'} + Elixir {config.elixir or 'any'} provided by xrel on "
+                 f"the next build ({why})")
+
+
+def checks(project_dir: Path = Path(".")) -> list[Check]:
     from xrel.host import host_erlang
     from xrel.zig.locate import find_zig
 
@@ -43,7 +65,11 @@ def checks() -> list[Check]:
         h = host_erlang()
         found.append(Check("erlang", True, f"OTP {h.otp_release} (erts {h.erts_version}) at {h.root}"))
     except XrelError as e:
-        found.append(Check("erlang", False, e.message, e.hint or ""))
+        found.append(Check("erlang", False, e.message, f"{e.hint}; or pin otp and elixir in xrel.toml and xrel "
+                           "provides them" if e.hint else ""))
+    pins = compile_check(project_dir)
+    if pins:
+        found.append(pins)
     elixir_fix = "apt-get install -y elixir (or asdf/mise)"
     for tool in ("elixir", "mix"):
         path = shutil.which(tool)
@@ -71,5 +97,5 @@ def checks() -> list[Check]:
     return found
 
 
-def report() -> list[dict]:
-    return [asdict(c) for c in checks()]
+def report(project_dir: Path = Path(".")) -> list[dict]:
+    return [asdict(c) for c in checks(project_dir)]

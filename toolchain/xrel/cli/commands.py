@@ -66,10 +66,12 @@ def zig_env(target: str, fmt: str, otp: str | None, source: str | None, otp_root
 
 
 @command("doctor")
+@click.argument("project_dir", default=".", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True)
-def doctor_cmd(as_json: bool) -> None:
-    """Check zig, Erlang/Elixir, qemu-user, binfmt and the cache; say how to fix what is missing."""
-    rows = doctor_mod.report()
+def doctor_cmd(project_dir: str, as_json: bool) -> None:
+    """Check zig, Erlang/Elixir (and what xrel.toml pins), qemu-user, binfmt and the cache; say how to fix
+    what is missing."""
+    rows = doctor_mod.report(Path(project_dir))
     if as_json:
         emit_json(rows)
         return

@@ -18,7 +18,7 @@ from xrel.runtimes import versions as otp_versions
 from xrel.targets import host_target
 from xrel.versions import version_key
 
-__all__ = ["HostTools", "provide"]
+__all__ = ["HostTools", "installed", "provide"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def _pins(otp: str | None, elixir: str | None) -> str:
     return f"pinned otp {otp or 'any'} / elixir {elixir or 'any'}"
 
 
-def _installed(otp: str | None, elixir: str | None) -> tuple[HostTools | None, str]:
+def installed(otp: str | None, elixir: str | None) -> tuple[HostTools | None, str]:
     """The installed OTP + Elixir when they match the pins, else (None, why not)."""
     try:
         erl = host.host_erlang()
@@ -85,9 +85,9 @@ def provide(otp: str | None, elixir: str | None, *, offline: bool = False,
     names = [elixir_source] if elixir_source else sources.order()
     for name in names:
         sources.get_source(name)  # validates the name before anything runs
-    installed, reason = _installed(otp, elixir)
-    if installed:
-        return installed
+    existing, reason = installed(otp, elixir)
+    if existing:
+        return existing
     runtime = provide_otp(otp_request, offline)
     root, meta, alternative = provide_elixir(elixir_request, runtime.otp_major, names, offline)
     loadcheck.require_loadable(runtime.root, runtime.otp_version, root, meta["version"], meta["source"], alternative)
