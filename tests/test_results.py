@@ -45,7 +45,7 @@ def test_target_result_json_shape_and_round_trip():
     assert result.manifest_entry() == {"target": "aarch64-linux-gnu", "file": "app-0.1.0-aarch64-linux-gnu.tar.gz",
                                        "sha256": "cd" * 32, "otp": "25.3", "erts": "13.2", "nif": "2.16",
                                        "runtime_source": "debian", "runtime_sha256": "ab" * 32, "glibc_floor": "2.17",
-                                       "elixir": None, "libc": "gnu"}
+                                       "elixir": None, "libc": "glibc"}
     build = BuildResult("app", "app", "0.1.0", "/out", "/out/manifest.json", [result]).to_dict()
     assert build["targets"] == [result.to_dict()] and build["project"] == "app"
 

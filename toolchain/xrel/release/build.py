@@ -203,7 +203,8 @@ def build_target(project: Project, plan: TargetPlan, release: str, out: Path, op
             previous = record.previous_result(build, inputs)
             if previous is not None:
                 return replace(previous, seconds=round(time.monotonic() - started, 2),
-                               notes=["up to date: nothing changed since the last build"]), build.workspace
+                               notes=[*build.notes[:1], "up to date: nothing changed since the last build"]), \
+                    build.workspace
             record.forget(build)
             seed_tree(build, seed)
             compile_own_env_deps(build)

@@ -8,6 +8,7 @@ from pathlib import Path
 from xrel.inspection.binaries import BinaryInfo
 from xrel.inspection.check import Finding
 from xrel.runtimes import Runtime
+from xrel.targets import Target
 
 # Runtime.to_dict keys every runtime has; the others (urls, sha256, packages, ...) depend on its source.
 _RUNTIME_CORE = ("path", "target", "otp_version", "erts_version", "nif_version", "source")
@@ -74,7 +75,7 @@ class TargetResult:
         return {"target": self.target, "file": Path(self.tarball).name, "sha256": self.sha256, "otp": self.otp_version,
                 "erts": self.erts_version, "nif": self.nif_version, "runtime_source": self.runtime.source,
                 "runtime_sha256": self.runtime.sha256, "glibc_floor": self.glibc_floor, "elixir": self.elixir_version,
-                "libc": self.target.split(".")[0].rsplit("-", 1)[-1]}
+                "libc": Target.parse(self.target).libc}
 
     @classmethod
     def from_dict(cls, data: dict) -> TargetResult:
