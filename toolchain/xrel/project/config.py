@@ -259,6 +259,15 @@ class ProjectConfig:
 # table name -> parser of that table (its dict and a Locator within it); the result lands in ProjectConfig.sections
 SECTIONS: dict[str, Callable[[dict, Locator], object]] = {}
 
+
+def _signing(table: dict, loc: Locator) -> object:
+    from xrel.signing.section import parse_signing  # imported late: xrel.signing is not needed to build
+
+    return parse_signing(table, loc)
+
+
+SECTIONS["signing"] = _signing
+
 TOP_KEYS = ["otp", "elixir", "targets", "release", "mix_env", "out"]
 
 
