@@ -91,18 +91,29 @@ def parallel_gzip(data, out, level: int = 6, chunk: int = 1 << 20) -> None:
     out.write(struct.pack("<II", zlib.crc32(data) & 0xFFFFFFFF, len(data) & 0xFFFFFFFF))
 
 
-def _add_tree(tar: tarfile.TarFile, root: Path) -> None:
-    """Members in a stable order, owned by root:root (no lookups of this machine's users)."""
+def _normal_mode(mode: int, is_dir: bool) -> int:
+    """0755 for directories and anything executable, else 0644 (no umask or setuid of the build machine)."""
+    return 0o755 if is_dir or mode & 0o111 else 0o644
+
+
+def _add_tree(tar: tarfile.TarFile, root: Path, mtime: int | None = None, exclude: frozenset = frozenset()) -> None:
+    """Members in a stable order, owned by root:root (no lookups of this machine's users). With `mtime`:
+    every member gets that time and a normal mode (a reproducible tarball). `exclude`: relative paths left out."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
         for name in sorted(dirnames) + sorted(filenames):
             path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, root)
+            if rel in exclude:
+                continue
             st = os.lstat(path)
-            info = tarfile.TarInfo(os.path.relpath(path, root))
+            info = tarfile.TarInfo(rel)
             info.mode, info.mtime, info.uname, info.gname = st.st_mode & 0o7777, int(st.st_mtime), "root", "root"
+            if mtime is not None:
+                info.mtime, info.mode = mtime, _normal_mode(st.st_mode, os.path.isdir(path))
             if name in links or os.path.islink(path):
-                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+                info.type, info.linkname, info.mode = tarfile.SYMTYPE, os.readlink(path), 0o777
                 tar.addfile(info)
             elif os.path.isdir(path):
                 info.type = tarfile.DIRTYPE
@@ -111,6 +122,18 @@ def _add_tree(tar: tarfile.TarFile, root: Path) -> None:
                 info.size = st.st_size
                 with open(path, "rb") as f:
                     tar.addfile(info, f)
+
+
+def reproducible_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[str] = frozenset()) -> str:
+    """A .tar.gz of the release whose bytes depend only on its files' contents: sorted members, root:root,
+    every mtime `mtime`, normal modes, no gzip timestamp; `exclude` left out. Returns its sha256."""
+    buffer, compressed = io.BytesIO(), io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        _add_tree(tar, release_dir, mtime, exclude)
+    hashing = _HashingWriter(compressed)
+    parallel_gzip(buffer.getbuffer(), hashing)
+    atomic_write(dest, compressed.getvalue(), 0o644)
+    return hashing.digest.hexdigest()
 
 
 def tarball_name(release: str, version: str, otp_major: int, target_id: str) -> str:
