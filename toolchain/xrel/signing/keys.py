@@ -34,8 +34,8 @@ _SECRET_LEN = 2 + 2 + 2 + 32 + 8 + 8 + 104
 
 
 def key_id_text(key_id: bytes) -> str:
-    """The key id as minisign prints it: the little-endian u64 in upper-case hex."""
-    return key_id[::-1].hex().upper()
+    """The key id as minisign prints it: the little-endian u64 in upper-case hex, without leading zeros."""
+    return f"{int.from_bytes(key_id, 'little'):X}"
 
 
 @dataclass(frozen=True)
