@@ -4,6 +4,7 @@ app.py holds the group and what every command shares; each other module register
 """
 
 import xrel.cli.dist  # noqa: F401  (xrel dist, xrel verify)
+import xrel.cli.publish  # noqa: F401  (xrel publish)
 import xrel.cli.signing  # noqa: F401  (xrel keygen)
 from xrel.cli import ci, commands, project, runtime  # noqa: F401  (register their commands on the group)
 from xrel.cli.app import main

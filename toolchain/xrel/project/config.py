@@ -260,6 +260,16 @@ class ProjectConfig:
 SECTIONS: dict[str, Callable[[dict, Locator], object]] = {}
 
 
+def _publish_section(table: dict, loc: Locator) -> object:
+    """[publish] to = "github:OWNER/REPO" | "dir:PATH" (parsed by xrel.publish)."""
+    from xrel.publish.destination import parse_publish_table
+
+    return parse_publish_table(table, loc)
+
+
+SECTIONS["publish"] = _publish_section
+
+
 def _signing(table: dict, loc: Locator) -> object:
     from xrel.signing.section import parse_signing  # imported late: xrel.signing is not needed to build
 
