@@ -100,6 +100,25 @@ def test_keygen_needs_a_password_off_a_terminal(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_keygen_asks_twice_on_a_terminal(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from xrel.cli import main
+    from xrel.cli import signing as cli_signing
+    from xrel.signing import keys
+
+    monkeypatch.setattr(cli_signing, "_on_terminal", lambda: True)
+    monkeypatch.delenv("XREL_SIGNING_PASSWORD", raising=False)
+    monkeypatch.setattr(keys, "OPSLIMIT", 65536)  # a cheap scrypt: the parameters travel in the file
+    monkeypatch.setattr(keys, "MEMLIMIT", 1 << 24)
+    runner = CliRunner()
+    mismatch = runner.invoke(main, ["keygen", "--out", str(tmp_path)], input="one\ntwo\n")
+    assert mismatch.exit_code != 0 and not (tmp_path / "xrel.key").exists()
+    out = runner.invoke(main, ["keygen", "--out", str(tmp_path)], input="pw\npw\n")
+    assert out.exit_code == 0, out.output
+    assert load_secret_key(tmp_path / "xrel.key", "pw").public == load_public_key(tmp_path / "xrel.pub")
+
+
 def test_encrypted_key_round_trip_and_wrong_password(encrypted, artifact):
     started = time.monotonic()
     key = load_secret_key(encrypted / "xrel.key", PASSWORD)

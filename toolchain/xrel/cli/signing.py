@@ -14,13 +14,17 @@ from xrel.errors import UsageError
 PASSWORD_ENV = "XREL_SIGNING_PASSWORD"
 
 
+def _on_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def _password(unencrypted: bool) -> str | None:
     """None for --unencrypted; else XREL_SIGNING_PASSWORD, or asked twice on a terminal."""
     if unencrypted:
         return None
     password = os.environ.get(PASSWORD_ENV)
     if password is None:
-        if not sys.stdin.isatty():
+        if not _on_terminal():
             raise UsageError("no password for the secret key",
                              f"set {PASSWORD_ENV}, run on a terminal, or pass --unencrypted for a CI key")
         password = click.prompt("Password for the secret key", hide_input=True, confirmation_prompt=True,
