@@ -39,7 +39,8 @@ def test_xrel_toml_pins_the_build_and_the_lock_holds_it(project):
     assert old.is_symlink() and old.resolve() == tarball.resolve()
     assert target["notes"][0] == "runtime: debian OTP 25.2.3 (pinned in xrel.toml)"
     manifest = json.loads((tarball.parent / "manifest.json").read_text())
-    assert manifest["artifacts"][0]["elixir"] == target["elixir_version"] and manifest["artifacts"][0]["libc"] == "glibc"
+    entry = manifest["artifacts"][0]
+    assert entry["elixir"] == target["elixir_version"] and entry["libc"] == "glibc"
 
     lock = (project / "xrel.lock").read_text()
     assert '[runtimes.arm-linux-gnueabihf]' in lock and 'revision = "1:25.2.3+dfsg-1+deb12u' in lock
