@@ -121,8 +121,8 @@ class GitHubPublisher:
             existing = assets.get(file.name)
             if existing and self.matches(existing, file):
                 return "replaced" if replaced else ("kept" if attempt == 1 else "uploaded")
-            if existing and not release["draft"]:
-                self.refuse_published(release, f"has a different {file.name}")
+            if existing and existing.get("state") == "uploaded" and not release["draft"]:
+                self.refuse_published(release, f"has a different {file.name}")  # a half upload may go
             if existing:
                 self.client.request("DELETE", existing["url"])
                 replaced = existing.get("state") == "uploaded"
