@@ -77,7 +77,8 @@ def test_tarballs_sha256_files_and_manifest_agree(three_targets):
     assert set(by_target) == set(LINUX)
     for t in result.targets:
         tarball = Path(t.tarball)
-        assert tarball.name == f"nif_make-0.1.0-{t.target}.tar.gz"
+        assert tarball.name == f"nif_make-0.1.0-otp25-{t.target}.tar.gz"
+        assert tarball.with_name(f"nif_make-0.1.0-{t.target}.tar.gz").resolve() == tarball.resolve()  # the old name
         digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
         assert digest == t.sha256 == by_target[t.target]["sha256"]
         assert (tarball.parent / (tarball.name + ".sha256")).read_text() == f"{digest}  {tarball.name}\n"
@@ -101,7 +102,7 @@ def test_release_uses_target_otp_apps_and_relocatable_erl(three_targets):
 def test_pure_project_and_path_dependency_with_a_nif(tmp_path):
     root = copy_fixtures(tmp_path, "pure_app", "uses_dep", "nif_make")
     pure = xrel.build(root / "pure_app", ["aarch64-linux-gnu"])
-    assert Path(pure.targets[0].tarball).name == "pure_app-1.2.0-aarch64-linux-gnu.tar.gz"
+    assert Path(pure.targets[0].tarball).name == "pure_app-1.2.0-otp25-aarch64-linux-gnu.tar.gz"
     # the project's own release config is honoured: vm.args template, overlays, a custom step
     rel = Path(pure.targets[0].release_dir)
     assert "## xrel-fixture-vm-args" in (rel / "releases" / "1.2.0" / "vm.args").read_text()

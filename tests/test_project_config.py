@@ -116,7 +116,7 @@ BAD = [
     ('targets = ["arm64.2.28"]\n[target.arm64]\nglibc = "2.31"', 3,
      ["contradicts the floor of aarch64-linux-gnu.2.28"]),
     ('targets = ["arm64"]\ntarget = "arm64"', 2, ["target must hold one [target.<name>] table"]),
-    ('otp = "25"\n\n[signing]\nkey = "x"', 3, ["unknown table [signing]", "known tables: [target]"]),
+    ('otp = "25"\n\n[signin]\nkey = "x"', 3, ["unknown table [signin]", "did you mean", "signing"]),
     ('otp = "25"\nelixir = \n', 2, ["not valid TOML", "fix the syntax"]),
     ('otp = "25"\notp = "26"', 2, ["not valid TOML"]),
     ('otp = "25"\ntargets = ["arm64"]\n[targets.arm64]\nsource = "debian"', 3,

@@ -15,6 +15,7 @@ from xrel.errors import NotAvailableError, UsageError
 from xrel.host import HostErlang, host_erlang
 from xrel.project.config import ProjectConfig, TargetPin, load_config
 from xrel.project.lock import Lock, check_locked, fetch_locked, locked_runtime_from, read_lock, write_lock
+from xrel.release.compat import check_requested_otp
 from xrel.runtimes import Runtime, fetch_runtime
 from xrel.runtimes.versions import parse_request
 from xrel.targets import Target
@@ -152,6 +153,8 @@ def _fetch(plan: TargetPlan, lock: Lock | None, host: HostErlang, request: Reque
         if request.locked:
             raise UsageError(f"{plan.target.id} is not in xrel.lock, and --locked forbids adding it",
                              "run `xrel lock` and commit xrel.lock")
+        if plan.otp:
+            check_requested_otp(plan.otp, host)  # outside [compiling OTP, +2]: refused before fetching
         runtime = fetch_runtime(plan.target, otp=plan.otp or str(host.otp_major), source=plan.source,
                                 offline=request.offline)
     except NotAvailableError as e:
