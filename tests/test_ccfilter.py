@@ -370,3 +370,14 @@ def test_wrapper_runs_the_filter_as_a_plain_script(tmp_path):
     assert "host path" in run.stderr and "ERTS_INCLUDE_DIR" in run.stderr
     record = json.loads(log.read_text())
     assert "dropped -msse2 (recipe drop_flags)" in record["notes"]
+
+
+def test_compiles_map_the_build_trees_project_dir_to_dot():
+    config = CONFIGS["linux"]
+    compile_cmd, _ = ccfilter.command(config, ["-c", "a.c", "-o", "a.o"], "/cache/builds/k/root/home/u/app")
+    assert "-ffile-prefix-map=/cache/builds/k/root/home/u/app=." in compile_cmd
+    link_cmd, _ = ccfilter.command(config, ["a.o", "-shared", "-o", "a.so"], "/cache/builds/k/root/home/u/app")
+    assert not any(a.startswith("-ffile-prefix-map") for a in link_cmd)
+    assert not any(a.startswith("-ffile-prefix-map") for a in ccfilter.command(config, ["-c", "a.c"])[0])
+    one_step, _ = ccfilter.command(config, ["p.c", "-o", "p"], "/t/app")  # compile and link in one call
+    assert "-ffile-prefix-map=/t/app=." in one_step

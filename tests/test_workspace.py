@@ -108,3 +108,14 @@ def test_native_detection(tmp_path):
     rebar.mkdir()
     (rebar / "rebar.config").write_text('{pre_hooks, [{compile, "make -C c_src"}]}.\n')
     assert classify("rebar_dep", rebar).native
+
+
+def test_xrels_own_dist_dir_is_not_a_source(tmp_path):
+    from xrel.release.build import xrel_outputs
+
+    assert xrel_outputs(tmp_path) == set()
+    (tmp_path / "dist" / "assets").mkdir(parents=True)  # a project's own dist/ is synced like any dir
+    assert xrel_outputs(tmp_path) == set()
+    (tmp_path / "dist" / "0.1.0").mkdir()
+    (tmp_path / "dist" / "0.1.0" / "xrel-manifest.json").write_text("{}")
+    assert xrel_outputs(tmp_path) == {"dist"}

@@ -59,7 +59,8 @@ def mix_environment(build: TargetBuild) -> dict[str, str]:
     precompilers' variables, the runtime's ERTS, and path deps' recipe environments."""
     extra = {**build.toolchain.env(), **rust.cargo_env(build.project, build.target, build.workspace),
              **precompiled.cache_env(), "XREL_INCLUDE_ERTS": str(build.runtime.erts_dir),
-             "XREL_TARGET_OS": build.target.os, "XREL_RELEASE_INFO": str(build.release_info)}
+             "XREL_TARGET_OS": build.target.os, "XREL_RELEASE_INFO": str(build.release_info),
+             "XREL_SOURCE_PREFIX": str(build.workspace.project)}  # the zig wrapper maps it to "." (reproducible)
     if build.options.mix_target:
         extra["MIX_TARGET"] = build.options.mix_target
     extra.update(local_deps_env(build.project.deps, build.target))
@@ -87,12 +88,21 @@ def prepare(project: Project, plan: TargetPlan, release: str, out: Path, options
     return replace(build, env=mix_environment(build))
 
 
+def xrel_outputs(project_dir: Path) -> set[str]:
+    """xrel's own outputs inside the project (`xrel dist`'s dist/), never copied into a build tree:
+    they are not sources, and a new dist must not make the next build look changed."""
+    dist = project_dir / "dist"
+    ours = any(dist.glob("*/xrel-manifest.json")) or any(dist.glob(".*.partial*"))
+    return {"dist"} if ours else set()
+
+
 def sync_workspace(project: Project, ws: Workspace) -> str:
     """Mirror the project and every dependency into the target's tree (host binaries of
     native apps are not copied); returns a digest of everything synced."""
     inside = [a.path for a in project.deps if a.path.is_relative_to(project.path)]
     digests = [sync_tree(project.path, ws.project,
-                         excludes={"_build", ".git", ".elixir_ls", "deps"} | rust.sync_excludes(project.own),
+                         excludes={"_build", ".git", ".elixir_ls", "deps"} | xrel_outputs(project.path)
+                         | rust.sync_excludes(project.own),
                          drop_binaries_under=[project.path] if project.own.native else [],
                          skip_subtrees=inside).digest]
     for app in project.deps:

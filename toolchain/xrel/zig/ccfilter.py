@@ -333,13 +333,24 @@ def filter_args(args: list[str], config: CcConfig) -> tuple[list[str], list[Note
     return out, notes
 
 
-def command(config: CcConfig, args: list[str]) -> tuple[list[str], list[Note]]:
+_SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".c++", ".C", ".m", ".mm", ".S", ".s")
+
+
+def source_prefix_map(args: list[str], prefix: str | None) -> list[str]:
+    """`-ffile-prefix-map=<build tree's project dir>=.` for compiles: debug info and __FILE__ then
+    name paths relative to the project, so the same sources built from another directory (or
+    another cache) give the same bytes. Not added to link-only calls (clang warns of an unused flag)."""
+    compiles = "-c" in args or any(a.endswith(_SOURCE_SUFFIXES) for a in args if not a.startswith("-"))
+    return [f"-ffile-prefix-map={prefix}=."] if prefix and compiles else []
+
+
+def command(config: CcConfig, args: list[str], source_prefix: str | None = None) -> tuple[list[str], list[Note]]:
     """The full zig command line for one compiler call."""
     filtered, notes = filter_args(args, config)
     cmd = [config.zig, "c++" if config.mode == "c++" else "cc", "-target", config.target]
     if config.cpu:
         cmd.append(f"-mcpu={config.cpu}")
-    return cmd + list(config.extra) + filtered, notes
+    return cmd + list(config.extra) + source_prefix_map(args, source_prefix) + filtered, notes
 
 
 def main(argv: list[str]) -> None:
@@ -347,7 +358,7 @@ def main(argv: list[str]) -> None:
     config = CcConfig.from_json(argv[1])
     if os.environ.get("XREL_DROP_FLAGS"):
         config = config._replace(drop_args=tuple(json.loads(os.environ["XREL_DROP_FLAGS"])))
-    cmd, notes = command(config, argv[2:])
+    cmd, notes = command(config, argv[2:], os.environ.get("XREL_SOURCE_PREFIX"))
     for note in notes:
         if note.host_path:
             sys.stderr.write(f"xrel-cc: {note.text}; set ERTS_INCLUDE_DIR / ERL_EI_INCLUDE_DIR / ERL_EI_LIBDIR "
