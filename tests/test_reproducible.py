@@ -18,6 +18,19 @@ pytestmark = [needs_mix, needs_make, needs_apt, pytest.mark.slow, pytest.mark.ne
 CONFIG = 'otp = "25"\nelixir = "1.14"\ntargets = ["armhf"]\n'
 
 
+@pytest.fixture(scope="module", autouse=True)
+def signing_key(tmp_path_factory):
+    """Every dist here is signed: Ed25519 is deterministic and the trusted comment has no timestamp,
+    so the signatures must be byte-identical too."""
+    keys = tmp_path_factory.mktemp("keys")
+    made = subprocess.run([*XREL, "keygen", "--unencrypted", "--out", str(keys), "--name", "ci"],
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    os.environ["XREL_SIGNING_KEY"] = str(keys / "ci.key")
+    yield keys
+    os.environ.pop("XREL_SIGNING_KEY", None)
+
+
 def dist(project: Path, *args: str) -> Path:
     done = subprocess.run([*XREL, "dist", *args], cwd=project, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr
@@ -55,4 +68,5 @@ def test_same_commit_later_with_touched_sources_gives_the_same_bytes(tmp_path):
 def test_two_directories_give_the_same_bytes(tmp_path):
     a = files(dist(project(tmp_path / "a")))
     b = files(dist(project(tmp_path / "elsewhere" / "b")))
+    assert {"SHA256SUMS.minisig", "xrel-manifest.json.minisig"} <= a.keys()
     assert a == b
