@@ -112,3 +112,16 @@ def test_findings_print_as_the_json_dicts_they_always_were():
     assert files[1] == {"path": "lib/x/priv/broken.so", "info": {}, "problems": ["corrupt ELF"], "origin": ""}
     assert info.float_abi == "soft" and info.get("float_abi") == "soft" and {**info}["machine"] == EM_ARM
     assert "path" not in info and info.get("path") is None
+
+
+def test_text_starting_with_mz_is_not_a_pe_file(tmp_path):
+    """mix's random releases/COOKIE is base32 text: one build in a thousand starts with "MZ"."""
+    from xrel.inspection.binaries import native_files, sniff
+
+    cookie = tmp_path / "releases" / "COOKIE"
+    cookie.parent.mkdir()
+    cookie.write_text("MZQ3KXJ7W2OLTZ5GQWBDCQ4V6BAYN5DMIUTC4BA2WTOKBJCZ2E7A====")
+    assert sniff(cookie) is None and native_files(tmp_path) == []
+    pe = tmp_path / "x.dll"
+    pe.write_bytes(b"MZ" + bytes(0x3A) + (0x40).to_bytes(4, "little") + b"PE\0\0" + bytes(64))
+    assert sniff(pe) == "pe"

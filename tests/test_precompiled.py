@@ -209,7 +209,7 @@ def test_each_target_gets_its_own_artifacts(pub, linux_build):
         ccp = release / "lib/ccp_nif-0.3.0/priv/ccp_nif.so"
         for nif in (rp, ccp):
             assert binaries.read(nif).machine == machines[t.target], nif
-        assert not t.notes, t.notes  # downloaded, not built from source
+        assert [n for n in t.notes if not n.startswith("runtime: ")] == [], t.notes  # downloaded, not built from source
         cc_triple = target.precompiler_triple("cc_precompiler")
         assert pub.server.count(f"gh/rp_nif/releases/download/v0.1.0/{rp.name}.tar.gz") == 1
         ccp_file = f"ccp_nif-nif-{NIF_VERSION}-{cc_triple}-0.3.0.tar.gz"

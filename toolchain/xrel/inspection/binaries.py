@@ -52,6 +52,11 @@ def sniff(path: Path) -> str | None:
     try:
         with open(path, "rb") as f:
             head = f.read(8)
+            if head[:2] == b"MZ":  # a PE image names its "PE\0\0" header at 0x3c; text may start with MZ too
+                f.seek(0x3C)
+                offset = int.from_bytes(f.read(4), "little")
+                f.seek(offset)
+                return "pe" if f.read(4) == b"PE\0\0" else None
     except OSError:
         return None
     if head[:4] == ELF_MAGIC:
@@ -60,8 +65,6 @@ def sniff(path: Path) -> str | None:
         return "macho"
     if head[:4] == FAT_MAGIC and 0 < int.from_bytes(head[4:8], "big") < 20:
         return "macho"
-    if head[:2] == b"MZ":
-        return "pe"
     if head == AR_MAGIC:
         return "ar"
     return None
