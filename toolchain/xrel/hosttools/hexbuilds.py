@@ -10,7 +10,8 @@ from pathlib import Path
 from xrel.errors import VerificationError
 from xrel.hosttools.sources import ElixirOffer, Options, mirror, settings
 from xrel.hosttools.zips import unpack_elixir_zip
-from xrel.storage.download import fetch_index, fetch_verified, is_sha256
+from xrel.runtimes.hexbuilds import builds_txt_lines
+from xrel.storage.download import fetch_index, fetch_verified
 
 _BUILD = re.compile(r"^v(\d+\.\d+\.\d+)-otp-(\d+)$")
 
@@ -26,14 +27,8 @@ class Build:
 
 def parse_builds_txt(text: str) -> list[Build]:
     """The tagged releases of builds.txt (branches such as main-otp-27, pre-releases, junk skipped)."""
-    builds = []
-    for line in text.splitlines():
-        fields = line.split()
-        m = _BUILD.match(fields[0]) if len(fields) >= 3 else None
-        if m:
-            sha256 = fields[3].lower() if len(fields) > 3 and is_sha256(fields[3]) else None
-            builds.append(Build(m.group(1), int(m.group(2)), fields[1], fields[2], sha256))
-    return builds
+    return [Build(m.group(1), int(m.group(2)), sha, date, sha256) for tag, sha, date, sha256 in builds_txt_lines(text)
+            if (m := _BUILD.match(tag))]
 
 
 class HexBuilds:

@@ -36,19 +36,22 @@ class Build:
     sha256: str | None
 
 
-def parse_builds_txt(text: str) -> list[Build]:
-    """The tagged releases in a builds.txt (blank lines, branches and pre-releases skipped)."""
-    builds = []
+def builds_txt_lines(text: str) -> list[tuple[str, str, str, str | None]]:
+    """(tag, git sha, build date, sha256 or None) of every line of a hex builds.txt (OTP's and Elixir's);
+    older lines have no sha256, short lines are skipped."""
+    lines = []
     for line in text.splitlines():
         fields = line.split()
-        if len(fields) < 3:
-            continue
-        version = tag_version(fields[0])
-        if version is None:
-            continue
-        sha256 = fields[3].lower() if len(fields) > 3 and is_sha256(fields[3]) else None
-        builds.append(Build(version, fields[1], fields[2], sha256))
-    return builds
+        if len(fields) >= 3:
+            sha256 = fields[3].lower() if len(fields) > 3 and is_sha256(fields[3]) else None
+            lines.append((fields[0], fields[1], fields[2], sha256))
+    return lines
+
+
+def parse_builds_txt(text: str) -> list[Build]:
+    """The tagged releases in a builds.txt (blank lines, branches and pre-releases skipped)."""
+    return [Build(version, sha, date, sha256) for tag, sha, date, sha256 in builds_txt_lines(text)
+            if (version := tag_version(tag)) is not None]
 
 
 class HexBuildsSource:
