@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 from xrel.errors import UsageError
 
 if TYPE_CHECKING:
-    from xrel.project.config import Locator
+    from xrel.project.locator import Locator
 
 _REPO = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/([A-Za-z0-9._-]{1,100})$")
 FORMS = 'github:OWNER/REPO, dir:PATH or file:///PATH'

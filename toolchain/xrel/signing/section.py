@@ -10,7 +10,7 @@ from xrel.errors import XrelError
 from xrel.signing.keys import PublicKey, load_public_key
 
 if TYPE_CHECKING:
-    from xrel.project.config import Locator
+    from xrel.project.locator import Locator
 
 KEYS = ("public_key",)
 
