@@ -34,6 +34,7 @@ def compile_check(project_dir: Path) -> Check | None:
     """Which OTP + Elixir would compile the project's BEAM code, from its xrel.toml pins (None without one)."""
     from xrel.hosttools import installed
     from xrel.project.config import load_config
+    from xrel.project.plan import compiling_otp
 
     try:
         config = load_config(project_dir)
@@ -41,8 +42,7 @@ def compile_check(project_dir: Path) -> Check | None:
         return Check("xrel.toml", False, e.message, e.hint or "")
     if config is None:
         return None
-    otp = min((p.otp for p in config.targets if p.otp), default=None, key=lambda v: int(v.split(".")[0]))
-    otp = config.otp if config.otp and (otp is None or int(config.otp.split(".")[0]) <= int(otp.split(".")[0])) else otp
+    otp = compiling_otp(config)
     tools, why = installed(otp, config.elixir)
     if tools:
         return Check("compile with", True, f"the installed OTP {tools.otp_version} + Elixir {tools.elixir_version} "

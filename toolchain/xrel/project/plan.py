@@ -113,6 +113,13 @@ def _compile_otp(plans: list[TargetPlan], config: ProjectConfig | None, lock: Lo
     return exact[0] if len(set(exact)) == 1 else str(lowest)
 
 
+def compiling_otp(config: ProjectConfig) -> str | None:
+    """The OTP request that compiles the code for xrel.toml's own targets (None: the installed OTP)."""
+    if not config.targets:
+        return config.otp
+    return _compile_otp(_target_plans(config, Request()), config, None)
+
+
 def _host_tools(plans: list[TargetPlan], config: ProjectConfig | None, lock: Lock | None, request: Request):
     """The installed Erlang/Elixir when nothing is pinned; else the pinned ones, provided when needed."""
     elixir = request.elixir or (config.elixir if config else None)
