@@ -279,7 +279,7 @@ cmd_run() {
 # wait returns early (status > 128) when a trapped signal arrives: wait again until the child is gone.
 wait_child() {
   while :; do
-    wait "$RUN_CHILD"
+    wait "$RUN_CHILD" 2>/dev/null
     RUN_STATUS=$?
     kill -0 "$RUN_CHILD" 2>/dev/null || return 0
   done
@@ -292,7 +292,12 @@ stop_child() {
   [ -n "$RUN_CHILD" ] || return 0
   kill -TERM "$RUN_CHILD" 2>/dev/null || return 0
   sc_child=$RUN_CHILD
-  (sleep "${XREL_NODE_STOP_TIMEOUT:-30}" && kill -KILL "$sc_child" 2>/dev/null) >/dev/null 2>&1 &
+  (
+    trap 'kill "$sc_sleep" 2>/dev/null; exit 0' TERM
+    sleep "${XREL_NODE_STOP_TIMEOUT:-30}" &
+    sc_sleep=$!
+    wait "$sc_sleep" && kill -KILL "$sc_child" 2>/dev/null
+  ) >/dev/null 2>&1 &
   RUN_WATCHDOG=$!
 }
 
