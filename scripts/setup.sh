@@ -24,6 +24,7 @@ packages=(
   gcc g++ libc6-dev              # the tests also build fixtures natively, as a user's host `mix compile` does
   libsqlite3-dev                 # ... and one fixture NIF links the system's SQLite
   minisign nginx                 # the tests check signatures both ways with the real minisign, and serve dist/ with nginx
+  systemd                        # (tests: systemd-analyze verify of the node unit)
 )
 # The venv needs ensurepip; Debian and Ubuntu ship it apart from python3, in python3-venv.
 if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then

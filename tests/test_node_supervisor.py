@@ -431,3 +431,18 @@ def test_run_keeps_a_version_that_reports_healthy(tmp_path, supervisor):
     assert [v for v, _ in starts(root)] == ["2.0.0"] and link(root) == "versions/2.0.0"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
+
+
+def test_run_rolls_back_a_version_that_hangs_past_its_probation(tmp_path, supervisor):
+    root = install(tmp_path)
+    add_version(root, tmp_path, "2.0.0", "up")  # boots, never reports healthy
+    probation(root, probation_until=int(time.time()) + 2)
+    (root / "current").unlink()
+    (root / "current").symlink_to("versions/2.0.0")
+    proc = supervisor(root)
+    wait_for(lambda: [v for v, _ in starts(root)][-1:] == ["1.0.0"], "the rollback to 1.0.0")
+    assert [v for v, _ in starts(root)] == ["2.0.0", "1.0.0"]
+    assert read_state(root)["reason"] == f"2.0.0 did not become healthy within {PROBATION} s"
+    assert " probation_expired version=2.0.0 " in log_text(root)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0

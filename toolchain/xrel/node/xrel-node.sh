@@ -240,7 +240,31 @@ cmd_exec() {
   load_state
   log start version="$S_current" dir="$(basename "$(current_target)")" pid="$$"
   cd "$ROOT" || die "cannot enter $ROOT"
+  if [ "$S_phase" = probation ] && is_number "$S_probation_until"; then
+    (watch_probation "$$" "$S_current" "$S_probation_until" </dev/null &)
+  fi
   exec "$ex_bin" start
+}
+
+# Beside a version on probation (detached, so the VM that replaces this shell never reaps it): when
+# probation_until passes and the state still says probation for it, TERM the VM; the prestart before
+# the next start rolls back. This covers a version that boots but never reaches its agent.
+watch_probation() {
+  wp_pid=$1 wp_vsn=$2 wp_until=$3
+  while kill -0 "$wp_pid" 2>/dev/null; do
+    if [ "$(now)" -gt "$wp_until" ]; then
+      load_state
+      [ "$S_phase" = probation ] && [ "$S_current" = "$wp_vsn" ] || return 0
+      if is_number "$S_probation_until" && [ "$S_probation_until" -gt "$wp_until" ]; then
+        wp_until=$S_probation_until
+        continue
+      fi
+      log probation_expired version="$wp_vsn" pid="$wp_pid"
+      kill -TERM "$wp_pid" 2>/dev/null
+      return 0
+    fi
+    sleep 1
+  done
 }
 
 cmd_poststop() {
