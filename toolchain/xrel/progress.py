@@ -6,8 +6,10 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 _quiet = False
 
@@ -22,7 +24,9 @@ def enabled() -> bool:
 
 
 def bar(total: int | None, desc: str, unit: str = "B") -> tqdm:
-    """A tqdm bar on stderr; a disabled one when not interactive."""
+    """A tqdm bar on stderr; a disabled one when not interactive (tqdm is imported here: it is slow to load)."""
+    from tqdm import tqdm
+
     return tqdm(
         total=total,
         desc=desc,

@@ -8,6 +8,7 @@ its (key, value) pairs sorted by key; `dict[int, ...]` keys are written as strin
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from typing import Any, Literal, Union
@@ -30,8 +31,14 @@ def build(cls: type, data: Any, file: str, table: str = "", *, exclude: tuple[st
     for name, f in fields.items():
         if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise UsageError(f"{file}: {_where(table)} lacks the key '{name}'", "add it")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     return cls(**{key: convert(value, hints[key], file, _join(table, key)) for key, value in data.items()})
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """The class's resolved annotations (evaluating them is slow, and every target is built from one class)."""
+    return typing.get_type_hints(cls)
 
 
 def convert(value: Any, hint: Any, file: str, where: str) -> Any:

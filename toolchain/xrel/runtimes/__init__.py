@@ -12,7 +12,7 @@ from xrel.errors import NotAvailableError, UsageError, VerificationError, XrelEr
 from xrel.runtimes import versions
 from xrel.runtimes.base import FetchOptions, Offer, get_source
 from xrel.runtimes.normalize import METADATA, finalize
-from xrel.storage import cache, download
+from xrel.storage import cache
 from xrel.targets import Target
 from xrel.versions import version_key
 
@@ -144,7 +144,7 @@ def fetch_runtime(target: Target | str, *, otp: str | None = None, source: str |
     asking the network unless `force`.
     """
     target = Target.parse(target)
-    if sha256 is not None and not download.is_sha256(sha256):
+    if sha256 is not None and not _is_sha256(sha256):
         raise UsageError(f"--sha256 '{sha256}' is not a sha256", "give the 64 hex digits of the file's sha256")
     location = _location(source)
     sources = _sources_for(target, source)
@@ -156,6 +156,12 @@ def fetch_runtime(target: Target | str, *, otp: str | None = None, source: str |
     options = FetchOptions(offline=offline, sha256=sha256, location=location, request=request)
     offer = _choose(target, request, sources, options)
     return install(offer, target, options, force=force)
+
+
+def _is_sha256(text: str) -> bool:
+    from xrel.storage.download import is_sha256  # requests: loaded only when a download may happen
+
+    return is_sha256(text)
 
 
 def _choose(target: Target, request, sources: list[str], options: FetchOptions) -> Offer:
@@ -215,7 +221,9 @@ def _require_download_cached(offer: Offer, name: str) -> None:
     """Offline: go on only when the offer's archive is already in the downloads cache."""
     if not (offer.url and offer.sha256):
         raise NotAvailableError(f"offline, and {name} is not in the cache", "run the same command once online")
-    path = download.verified_path(offer.url, offer.sha256)
+    from xrel.storage.download import verified_path
+
+    path = verified_path(offer.url, offer.sha256)
     if not path.is_file():
         raise NotAvailableError(f"offline, and {name} is not in the cache (nor its archive {offer.url})",
                                 f"run once online, or put that file at {path}")

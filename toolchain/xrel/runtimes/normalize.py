@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 from xrel.errors import NotAvailableError, VerificationError
-from xrel.inspection.check import inspect_tree
 from xrel.runtimes.versions import nif_version
 from xrel.storage.cache import remove
 from xrel.targets import Target
@@ -115,6 +114,8 @@ def finalize(root: Path, target: Target, source: str, version: str, provenance: 
     if not (rel / "OTP_VERSION").exists():
         rel.mkdir(parents=True, exist_ok=True)
         (rel / "OTP_VERSION").write_text(otp + "\n")
+    from xrel.inspection.check import inspect_tree  # elftools: only when a runtime is installed
+
     report = inspect_tree(root, target)
     report.raise_for_problems(f"the {source} runtime OTP {otp}")
     meta = {

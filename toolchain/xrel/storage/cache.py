@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import filelock
 import platformdirs
 
 from xrel.errors import XrelError
@@ -59,6 +58,8 @@ def area(name: str) -> Path:
 @contextlib.contextmanager
 def locked(area_name: str, entry: str, timeout: float = 3600) -> Iterator[None]:
     """Hold the lock of one cache entry; other processes wanting it wait."""
+    import filelock  # slow to import, and only a writer needs it
+
     safe = f"{area_name}-{entry}".replace("/", "_").replace(os.sep, "_")
     with filelock.FileLock(str(area("locks") / f"{safe}.lock"), timeout=timeout):
         yield
@@ -166,6 +167,8 @@ def entries() -> list[Entry]:
 
 def remove_entry(entry: Entry, timeout: float = 10) -> None:
     """Delete one entry while holding its lock, so an install in progress is never cut short."""
+    import filelock
+
     try:
         with locked(entry.area, entry.name, timeout=timeout):
             remove(entry.path)
@@ -184,6 +187,8 @@ def _entry_of(filename: str) -> str:
 
 def prune(older_than_days: float | None = None) -> list[Path]:
     """Remove leftovers of killed runs, and entries unused for `older_than_days`."""
+    import filelock
+
     removed = []
     now = time.time()
     for name in AREAS:
