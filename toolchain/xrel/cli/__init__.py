@@ -1,12 +1,33 @@
 """The `xrel` command: click commands that parse arguments, call the library and print.
 
 app.py holds the group and what every command shares; each other module registers its commands on it.
+A command's module is imported only when the command runs (or for --help), so `xrel targets` loads
+no other command's code. To add a command: register it in its module with `@command(...)` and add a
+line naming it and its module below.
 """
 
-import xrel.cli.dist  # noqa: F401  (xrel dist, xrel verify)
-import xrel.cli.publish  # noqa: F401  (xrel publish)
-import xrel.cli.signing  # noqa: F401  (xrel keygen)
-from xrel.cli import ci, commands, project, runtime  # noqa: F401  (register their commands on the group)
 from xrel.cli.app import main
 
-__all__ = ["main"]
+# command (or command group) name -> the module that registers it
+COMMANDS = {
+    "build": "xrel.cli.commands",
+    "cache": "xrel.cli.runtime",
+    "ci": "xrel.cli.ci",
+    "dist": "xrel.cli.dist",
+    "doctor": "xrel.cli.commands",
+    "fetch-erts": "xrel.cli.runtime",
+    "init": "xrel.cli.project",
+    "inspect": "xrel.cli.commands",
+    "keygen": "xrel.cli.signing",
+    "lock": "xrel.cli.commands",
+    "otp-versions": "xrel.cli.runtime",
+    "publish": "xrel.cli.publish",
+    "run": "xrel.cli.commands",
+    "smoke": "xrel.cli.commands",
+    "targets": "xrel.cli.commands",
+    "verify": "xrel.cli.dist",
+    "zig-env": "xrel.cli.commands",
+}
+main.lazy.update(COMMANDS)
+
+__all__ = ["main", "COMMANDS"]

@@ -1,11 +1,14 @@
-"""The `xrel` command: parses arguments, calls the library, prints. Nothing else lives here."""
+"""The `xrel` command: parses arguments, calls the library, prints. Nothing else lives here.
+
+Startup stays fast: the group imports a command's module only when that command runs (or for
+--help), and each command imports the library it calls inside its body.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 import sys
-import traceback
 
 import click
 
@@ -26,6 +29,8 @@ def _run(func):
             return func(*args, **kwargs)
         except XrelError as e:
             if Context.debug:
+                import traceback
+
                 traceback.print_exc()
             click.echo(f"xrel: error: {e}", err=True)
             sys.exit(e.exit_code)
@@ -58,7 +63,34 @@ def global_options(func):
                         help="No progress output.")(func)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group that imports the module of a command when it is asked for (`lazy`: name -> module)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, str] = {}
+
+    @staticmethod
+    def _load(module: str) -> None:
+        __import__(module)  # not importlib.import_module: `python -X importtime` shows only these imports
+
+    def _load_all(self) -> None:
+        for module in sorted(set(self.lazy.values())):
+            self._load(module)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            self._load(self.lazy[cmd_name])
+        if cmd_name not in self.commands:
+            self._load_all()  # a command missing from `lazy`, or a typo (the error lists every command)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_all()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @global_options
 @click.version_option(package_name="xrel")
 def main() -> None:

@@ -1,4 +1,7 @@
-"""Subcommands of `xrel` (registered on the group in cli.py)."""
+"""Subcommands of `xrel` (registered on the group in cli/__init__.py).
+
+Each command imports what it calls inside its body: registering the commands stays cheap (see app.py).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +9,18 @@ from pathlib import Path
 
 import click
 
-from xrel import doctor as doctor_mod
 from xrel import progress
 from xrel.cli.app import command, emit_json
-from xrel.emulate import qemu
 from xrel.errors import NotAvailableError
-from xrel.targets import Target, all_targets, host_target
-from xrel.zig.toolchain import ZigToolchain, render_env
 
 
 @command("targets")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def targets_cmd(as_json: bool) -> None:
     """Every target, its aliases, runtime sources, and whether it boots here."""
+    from xrel.emulate import qemu
+    from xrel.targets import all_targets
+
     rows = []
     for t in all_targets():
         e = qemu.emulation(t)
@@ -48,6 +50,8 @@ def zig_env(target: str, fmt: str, otp: str | None, source: str | None, otp_root
             sysroot: str | None) -> None:
     """Print the environment for building native code for TARGET with zig."""
     from xrel.runtimes import cached_runtime
+    from xrel.targets import Target, host_target
+    from xrel.zig.toolchain import ZigToolchain, render_env
 
     parsed = Target.parse(target)
     fetch = f"xrel fetch-erts {parsed.id}{f' --otp {otp}' if otp else ''}{f' --source {source}' if source else ''}"
@@ -71,7 +75,9 @@ def zig_env(target: str, fmt: str, otp: str | None, source: str | None, otp_root
 def doctor_cmd(project_dir: str, as_json: bool) -> None:
     """Check zig, Erlang/Elixir (and what xrel.toml pins), qemu-user, binfmt and the cache; say how to fix
     what is missing."""
-    rows = doctor_mod.report(Path(project_dir))
+    from xrel.doctor import report
+
+    rows = report(Path(project_dir))
     if as_json:
         emit_json(rows)
         return

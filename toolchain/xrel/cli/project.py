@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from xrel.cli.app import command, emit_json
 from xrel.errors import MissingToolError, UsageError, XrelError
-from xrel.project.config import FILE_NAME, ProjectConfig, load_config
-from xrel.storage.files import atomic_write
+
+if TYPE_CHECKING:
+    from xrel.project.config import ProjectConfig
 
 DEFAULT_OTP = "25"
 DEFAULT_ELIXIR = "1.14"
@@ -112,6 +114,8 @@ def starter_config(otp: str, elixir: str, host: str | None, release: str | None)
 
 def _check_project(project: Path, force: bool) -> Path:
     """The xrel.toml to write; UsageError when DIR is no mix project or already has one (without --force)."""
+    from xrel.project.config import FILE_NAME
+
     if not (project / "mix.exs").is_file():
         raise UsageError(f"{project} has no mix.exs", "run `xrel init` in a mix project or name its directory")
     path = project / FILE_NAME
@@ -122,6 +126,8 @@ def _check_project(project: Path, force: bool) -> Path:
 
 def _checked(text: str) -> ProjectConfig:
     """The starter as load_config reads it, checked before it is written (a broken one is never left behind)."""
+    from xrel.project.config import FILE_NAME, load_config
+
     with tempfile.TemporaryDirectory(prefix="xrel-init-") as scratch:
         (Path(scratch) / FILE_NAME).write_text(text, encoding="utf-8")
         return load_config(Path(scratch))
@@ -133,6 +139,8 @@ def _checked(text: str) -> ProjectConfig:
 @click.option("--json", "as_json", is_flag=True)
 def init_cmd(project_dir: str, force: bool, as_json: bool) -> None:
     """Write a commented starter xrel.toml into PROJECT_DIR (default: here), from mix.exs and this machine."""
+    from xrel.storage.files import atomic_write
+
     project = Path(project_dir)
     path = _check_project(project, force)
     text = starter_config(host_otp_version(), host_elixir_line(), host_target_name(),

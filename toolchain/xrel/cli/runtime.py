@@ -1,15 +1,17 @@
-"""Runtime subcommands of `xrel`: fetch-erts, otp-versions, cache (registered in cli.py)."""
+"""Runtime subcommands of `xrel`: fetch-erts, otp-versions, cache (registered in cli/__init__.py)."""
 
 from __future__ import annotations
 
 import difflib
+from typing import TYPE_CHECKING
 
 import click
 
 from xrel.cli.app import command, emit_json, global_options, main
 from xrel.errors import NotAvailableError, UsageError, XrelError
-from xrel.storage import cache
-from xrel.targets import Target
+
+if TYPE_CHECKING:
+    from xrel.storage.cache import Entry
 
 _SOURCE_HELP = "A source name (see `xrel targets`), path:/otp-root-or-archive, or url:https://... (with --sha256)."
 
@@ -46,6 +48,7 @@ def _offer_row(offer) -> dict:
 def otp_versions(target: str, source: str | None, offline: bool, as_json: bool) -> None:
     """The OTP versions each runtime source offers for TARGET, newest first."""
     from xrel.runtimes import list_offers
+    from xrel.targets import Target
 
     parsed = Target.parse(target)
     report: dict[str, dict] = {}
@@ -77,7 +80,7 @@ def _cache_command(name: str):
     return command(name, group=cache_group)
 
 
-def _entry_row(entry: cache.Entry) -> dict:
+def _entry_row(entry: Entry) -> dict:
     return {"area": entry.area, "name": entry.name, "path": str(entry.path), "size": entry.size,
             "mtime": entry.mtime}
 
@@ -91,6 +94,8 @@ def _human(size: float) -> str:
 
 
 def _print_entries(rows: list[dict], verb: str, as_json: bool) -> None:
+    from xrel.storage import cache
+
     if as_json:
         emit_json({"root": str(cache.cache_root()), verb: rows})
         return
@@ -105,6 +110,8 @@ def _print_entries(rows: list[dict], verb: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def cache_list(as_json: bool) -> None:
     """Every cache entry with its area and size."""
+    from xrel.storage import cache
+
     _print_entries([_entry_row(e) for e in cache.entries()], "entries", as_json)
 
 
@@ -118,6 +125,8 @@ def cache_rm(names: tuple[str, ...], everything: bool, as_json: bool) -> None:
     Pins (area `pins`) survive --all: removing one means trusting the next download anew,
     so name it to remove it.
     """
+    from xrel.storage import cache
+
     entries = cache.entries()
     if everything:
         chosen = [e for e in entries if e.area != "pins"]
@@ -130,7 +139,7 @@ def cache_rm(names: tuple[str, ...], everything: bool, as_json: bool) -> None:
     _print_entries([_entry_row(e) for e in chosen], "removed", as_json)
 
 
-def _find_entry(entries: list[cache.Entry], name: str) -> cache.Entry:
+def _find_entry(entries: list[Entry], name: str) -> Entry:
     found = [e for e in entries if name in (e.name, f"{e.area}/{e.name}")]
     if len(found) == 1:
         return found[0]
@@ -147,6 +156,8 @@ def _find_entry(entries: list[cache.Entry], name: str) -> cache.Entry:
 @click.option("--json", "as_json", is_flag=True)
 def cache_prune(older_than: float | None, as_json: bool) -> None:
     """Remove leftovers of interrupted runs (and, with --older-than, old entries)."""
+    from xrel.storage import cache
+
     removed = cache.prune(older_than)
     rows = [{"area": p.parent.name, "name": p.name, "path": str(p), "size": None, "mtime": None} for p in removed]
     _print_entries(rows, "removed", as_json)
