@@ -105,6 +105,12 @@ def probation(root: Path, new: str = "2.0.0", old: str = "1.0.0", **values: str 
     write_state(root, **(agent | values))
 
 
+def point(root: Path, vsn: str) -> None:
+    """`current` -> versions/<vsn>, as after the agent's flip."""
+    (root / "current").unlink()
+    (root / "current").symlink_to(f"versions/{vsn}")
+
+
 def link(root: Path) -> str:
     return os.readlink(root / "current")
 
@@ -225,6 +231,9 @@ def test_install_refuses_a_root_that_is_not_a_node(tmp_path):
     release = make_release(tmp_path, "1.0.0")
     one_line_error(xn(release / "bin" / "xrel-node", "install", "--root", str(root), "--no-systemd"),
                    "not an xrel node", "--root")
+    one_line_error(xn(release / "bin" / "xrel-node", "install", "--root", str(tmp_path / "n"), "--unit-dir",
+                      str(tmp_path / "none")), "--no-systemd")
+    assert not (tmp_path / "n").exists()
     assert sorted(p.name for p in root.iterdir()) == ["data"]
 
 
@@ -269,8 +278,7 @@ def test_prestart_counts_a_start_during_probation_and_keeps_unknown_keys(tmp_pat
     add_version(root, tmp_path, "2.0.0", "up")
     probation(root, agent_note="from the agent")
     (root / "state" / "node.state").write_text((root / "state" / "node.state").read_text() + "odd line\n")
-    (root / "current").unlink()
-    (root / "current").symlink_to("versions/2.0.0")
+    point(root, "2.0.0")
     assert xn(root / "bin" / "xrel-node", "prestart").returncode == 0
     state = read_state(root)
     assert (state["phase"], state["attempts"], state["agent_note"]) == ("probation", "1", "from the agent")
@@ -286,8 +294,7 @@ def test_prestart_rolls_back(tmp_path, values, why):
     root = install(tmp_path)
     add_version(root, tmp_path, "2.0.0", "up")
     probation(root, **values)
-    (root / "current").unlink()
-    (root / "current").symlink_to("versions/2.0.0")
+    point(root, "2.0.0")
     result = xn(root / "bin" / "xrel-node", "prestart")
     assert result.returncode == 0, result.stderr
     state = read_state(root)
@@ -327,21 +334,15 @@ def test_prestart_reconciles_a_switch_killed_before_the_flip(tmp_path):
     assert " reconcile from=versions/1.0.0 to=versions/2.0.0" in log_text(root)
 
 
-def test_prestart_removes_partial_unpacks_and_repairs_a_missing_link(tmp_path):
+def test_prestart_removes_partial_unpacks_and_repairs_a_missing_link_and_cookie(tmp_path):
     root = install(tmp_path)
     (root / "versions" / ".3.0.0.tmp" / "lib").mkdir(parents=True)
     (root / "versions" / "..odd").write_text("x")
     (root / "current").unlink()
-    assert xn(root / "bin" / "xrel-node", "prestart").returncode == 0
-    assert sorted(p.name for p in (root / "versions").iterdir()) == ["1.0.0"]
-    assert link(root) == "versions/1.0.0"
-
-
-def test_prestart_makes_a_lost_cookie(tmp_path):
-    root = install(tmp_path)
     (root / "state" / "cookie").unlink()
     assert xn(root / "bin" / "xrel-node", "prestart").returncode == 0
-    assert len((root / "state" / "cookie").read_text()) == 64
+    assert sorted(p.name for p in (root / "versions").iterdir()) == ["1.0.0"]
+    assert link(root) == "versions/1.0.0" and len((root / "state" / "cookie").read_text()) == 64
 
 
 # --- exec, small commands, errors ------------------------------------------------------------------------
@@ -391,8 +392,7 @@ def test_run_rolls_a_crashing_version_back_and_stops_cleanly_on_term(tmp_path, s
     root = install(tmp_path)
     add_version(root, tmp_path, "2.0.0", "crash")
     probation(root)
-    (root / "current").unlink()
-    (root / "current").symlink_to("versions/2.0.0")
+    point(root, "2.0.0")
     proc = supervisor(root)
     wait_for(lambda: [v for v, _ in starts(root)][-1:] == ["1.0.0"], "the supervisor to start 1.0.0 again")
     assert [v for v, _ in starts(root)] == ["2.0.0"] * MAX_ATTEMPTS + ["1.0.0"]
@@ -422,8 +422,7 @@ def test_run_keeps_a_version_that_reports_healthy(tmp_path, supervisor):
     root = install(tmp_path)
     add_version(root, tmp_path, "2.0.0", "healthy")
     probation(root)
-    (root / "current").unlink()
-    (root / "current").symlink_to("versions/2.0.0")
+    point(root, "2.0.0")
     proc = supervisor(root)
     wait_for(lambda: read_state(root)["phase"] == "healthy", "2.0.0 to report healthy")
     time.sleep(0.5)
@@ -438,8 +437,7 @@ def test_run_rolls_back_a_version_that_hangs_past_its_probation(tmp_path, superv
     root = install(tmp_path)
     add_version(root, tmp_path, "2.0.0", "up")  # boots, never reports healthy
     probation(root, probation_until=int(time.time()) + 2)
-    (root / "current").unlink()
-    (root / "current").symlink_to("versions/2.0.0")
+    point(root, "2.0.0")
     proc = supervisor(root)
     wait_for(lambda: [v for v, _ in starts(root)][-1:] == ["1.0.0"], "the rollback to 1.0.0")
     assert [v for v, _ in starts(root)] == ["2.0.0", "1.0.0"]

@@ -418,7 +418,6 @@ install_files() {
 }
 
 write_unit() {
-  [ -d "$UNIT_DIR" ] || die "no $UNIT_DIR: is systemd installed? pass --unit-dir DIR, or --no-systemd and use bin/xrel-node run"
   wu_file="$UNIT_DIR/$APP.service"
   {
     printf '[Unit]\nDescription=%s (xrel release in %s)\n' "$APP" "$ROOT"
@@ -451,6 +450,9 @@ cmd_install() {
   done
   find_release
   check_install_root
+  if [ -n "$SYSTEMD" ] && { [ ! -d "$UNIT_DIR" ] || [ ! -w "$UNIT_DIR" ]; }; then
+    die "cannot write units into $UNIT_DIR: run install as root, or pass --unit-dir DIR, or --no-systemd and use bin/xrel-node run"
+  fi
   if [ -n "$RUN_USER" ]; then id -u "$RUN_USER" >/dev/null 2>&1 || die "no user $RUN_USER: create it (useradd --system $RUN_USER) or leave out --user"; fi
   STATE="$ROOT/state" STATE_FILE="$ROOT/state/node.state"
   install_files
