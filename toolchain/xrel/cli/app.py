@@ -7,7 +7,6 @@ Startup stays fast: the group imports a command's module only when that command 
 from __future__ import annotations
 
 import functools
-import json
 import sys
 
 import click
@@ -42,6 +41,8 @@ def _run(func):
 
 
 def emit_json(data) -> None:
+    import json
+
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -126,6 +125,8 @@ def _check_project(project: Path, force: bool) -> Path:
 
 def _checked(text: str) -> ProjectConfig:
     """The starter as load_config reads it, checked before it is written (a broken one is never left behind)."""
+    import tempfile
+
     from xrel.project.config import FILE_NAME, load_config
 
     with tempfile.TemporaryDirectory(prefix="xrel-init-") as scratch:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import TYPE_CHECKING
 
 import click
@@ -145,6 +144,8 @@ def _find_entry(entries: list[Entry], name: str) -> Entry:
         return found[0]
     if found:
         raise UsageError(f"'{name}' names entries in several areas", "write it as AREA/NAME")
+    import difflib
+
     close = difflib.get_close_matches(name, [e.name for e in entries], n=3)
     raise UsageError(f"no cache entry named '{name}'",
                      f"did you mean {', '.join(close)}?" if close else "`xrel cache list` shows them")
