@@ -17,7 +17,7 @@ from xrel.dist.make import differing, place
 from xrel.dist.manifest import SCHEMA_VERSION, manifest_text
 from xrel.dist.verify import verify_dist
 from xrel.errors import UsageError, VerificationError
-from xrel.release.assemble import reproducible_tarball
+from xrel.release.assemble import write_tarball
 from xrel.storage.download import sha256_file
 
 TARGET = "aarch64-linux-gnu"
@@ -38,7 +38,8 @@ def make_dist(tmp: Path, key=None) -> Path:
     out = tmp / "dist" / "0.1.0"
     out.mkdir(parents=True)
     name = f"app-0.1.0-otp27-{TARGET}.tar.gz"
-    sha = reproducible_tarball(release(tmp / "rel"), out / name, 315532800, frozenset({COOKIE}))
+    sha = write_tarball(release(tmp / "rel"), tmp / "build" / name, 315532800)  # as `xrel build` writes it
+    shutil.copyfile(tmp / "build" / name, out / name)
     manifest = {"schema_version": SCHEMA_VERSION, "app": "app", "release": "app", "version": "0.1.0",
                 "targets": [{"target": TARGET, "file": name, "size": (out / name).stat().st_size, "sha256": sha}]}
     (out / MANIFEST).write_text(manifest_text(manifest))
@@ -54,8 +55,8 @@ def test_tarball_bytes_depend_on_content_only_and_leave_the_cookie_out(tmp_path)
     a, b = release(tmp_path / "a"), release(tmp_path / "b", mtime=1_800_000_000)
     (b / "releases/COOKIE").write_text("OTHER")
     (b / "releases/0.1.0/vm.args").chmod(0o664)
-    sha_a = reproducible_tarball(a, tmp_path / "a.tar.gz", 42, frozenset({COOKIE}))
-    sha_b = reproducible_tarball(b, tmp_path / "b.tar.gz", 42, frozenset({COOKIE}))
+    sha_a = write_tarball(a, tmp_path / "a.tar.gz", 42)
+    sha_b = write_tarball(b, tmp_path / "b.tar.gz", 42)
     assert sha_a == sha_b and (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()
     with tarfile.open(tmp_path / "a.tar.gz") as tar:
         members = tar.getmembers()
@@ -124,3 +125,33 @@ def test_place_keeps_identical_and_refuses_other_content(tmp_path):
     with pytest.raises(UsageError, match="already exists with other content"):
         place(other, final, force=False)
     assert place(other, final, force=True) is False and (final / SUMS).read_text() == ""
+
+
+def test_check_names_the_files_and_tarball_members_that_differ(tmp_path):
+    from xrel.dist.check import mismatches
+
+    a, b = make_dist(tmp_path / "a"), make_dist(tmp_path / "b")
+    (a / "SHA256SUMS.minisig").write_text("signed")  # the rebuild is not signed: signatures are not compared
+    assert mismatches(a, b) == []
+    (tmp_path / "b/rel/releases/0.1.0/vm.args").write_text("-other\n")
+    name = f"app-0.1.0-otp27-{TARGET}.tar.gz"
+    write_tarball(tmp_path / "b/rel", tmp_path / "b/build" / name, 315532800)
+    shutil.copyfile(tmp_path / "b/build" / name, b / name)
+    assert mismatches(a, b) == [f"{name} (members: releases/0.1.0/vm.args)"]
+    (b / MANIFEST).write_text("{}")
+    assert mismatches(a, b)[-1] == MANIFEST
+
+
+def test_check_rebuilds_with_the_dists_arguments_in_fresh_build_trees(tmp_path, isolated_cache):
+    from xrel.dist.check import build_command, scratch_cache
+    from xrel.storage import cache
+
+    for name in ("runtimes", "builds", "downloads"):
+        cache.area(name)
+    root = scratch_cache(tmp_path / "scratch")
+    assert sorted(p.name for p in root.iterdir()) == ["downloads", "runtimes"]  # no build trees: from nothing
+    assert (root / "runtimes").resolve() == (isolated_cache / "runtimes").resolve()
+    cmd = build_command({"project_dir": tmp_path, "targets": ("armhf", "arm64"), "otp": "27", "source": None,
+                         "locked": True, "offline": False}, tmp_path / "out")
+    assert cmd[cmd.index("build"):] == ["build", str(tmp_path), "--out", str(tmp_path / "out"), "--json",
+                                        "--target", "armhf", "--target", "arm64", "--otp", "27", "--locked"]

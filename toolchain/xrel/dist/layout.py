@@ -7,12 +7,11 @@ import tarfile
 from pathlib import Path
 
 from xrel.errors import UsageError, VerificationError
+from xrel.release.assemble import COOKIE, DEFAULT_EPOCH  # noqa: F401  (the tarball writer's: no COOKIE, the epoch)
 
 MANIFEST = "xrel-manifest.json"
 SUMS = "SHA256SUMS"
 SIGNED = (SUMS, MANIFEST)  # each signed into <name>.minisig
-COOKIE = "releases/COOKIE"  # mix's per-build secret: never in a published tarball
-DEFAULT_EPOCH = 315532800  # 1980-01-01, when neither SOURCE_DATE_EPOCH nor a git commit gives a time
 _SUM_LINE = re.compile(r"^([0-9a-f]{64}) [ *](\S.*)$")
 
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
-from xrel.dist.layout import DEFAULT_EPOCH
-from xrel.errors import UsageError, VerificationError
+from xrel.errors import VerificationError
+from xrel.release.assemble import git_output
 from xrel.release.results import BuildResult, TargetResult
 from xrel.targets import Target
 
@@ -16,29 +14,9 @@ SCHEMA_VERSION = 1
 _LOCAL_RUNTIME_KEYS = ("path",)  # where the runtime sits on the build machine: not the artifact's business
 
 
-def _git(project: Path, *args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(project), *args], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
 def git_commit(project: Path) -> str | None:
     """The commit of the project's HEAD, or None outside git."""
-    return _git(project, "rev-parse", "HEAD")
-
-
-def source_date_epoch(project: Path) -> int:
-    """Every tarball member's mtime: SOURCE_DATE_EPOCH, else HEAD's commit time, else 1980-01-01."""
-    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if value:
-        if not value.isdigit():
-            raise UsageError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds",
-                             "set it to an integer, e.g. $(git log -1 --format=%ct)")
-        return int(value)
-    commit_time = _git(project, "log", "-1", "--format=%ct")
-    return int(commit_time) if commit_time and commit_time.isdigit() else DEFAULT_EPOCH
+    return git_output(project, "rev-parse", "HEAD")
 
 
 def target_entry(result: TargetResult, file: str, size: int, sha256: str) -> dict:

@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
+import stat
 import struct
+import subprocess
 import tarfile
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from xrel.errors import UsageError
 from xrel.inspection import binaries
 from xrel.release.marker import ReleaseMarker
 from xrel.release.target_build import TargetBuild
 from xrel.runtimes import Runtime
-from xrel.storage.cache import content_fingerprint
 from xrel.storage.files import atomic_write
 from xrel.targets import Target
 
 WINDOWS_LEFTOVERS = (".pdb", ".lib", ".exp", ".ilk")
+COOKIE = "releases/COOKIE"  # mix's random per-build secret: in no tarball (each node makes its own)
+PRIVATE = frozenset({COOKIE})
+DEFAULT_EPOCH = 315532800  # 1980-01-01, when neither SOURCE_DATE_EPOCH nor a git commit gives a time
+TARBALL_FORMAT = 2  # bumped whenever the writer would give other bytes for the same tree
+GZIP_LEVEL = 6
+_PIECE = 1 << 20  # a big member is compressed in pieces of this size, in parallel
+_WINDOW = 1 << 15  # deflate's window: each piece is primed with the 32 KiB before it
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, mtime 0, OS unknown
 
 
 def fix_windows_names(release_dir: Path) -> list[str]:
@@ -59,81 +68,105 @@ def restore_otp_beams(release_dir: Path, runtime: Runtime) -> list[str]:
     return restored
 
 
-class _HashingWriter:
-    """A file wrapper that hashes what is written through it."""
-
-    def __init__(self, raw):
-        self.raw, self.digest = raw, hashlib.sha256()
-
-    def write(self, data) -> int:
-        self.digest.update(data)
-        return self.raw.write(data)
-
-    def flush(self) -> None:
-        self.raw.flush()
+def git_output(project: Path, *args: str) -> str | None:
+    """`git -C project ARGS`'s output, or None (no git, not a repository, an error)."""
+    try:
+        out = subprocess.run(["git", "-C", str(project), *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def parallel_gzip(data, out, level: int = 6, chunk: int = 1 << 20) -> None:
-    """Write `data` as ONE gzip member, compressed on all cores the way pigz does it: 1 MiB
-    blocks deflated independently, each ending on a byte boundary (sync flush), joined into one
-    deflate stream; the CRC is of the whole. Any gzip reader (erl_tar included) reads it."""
-    blocks = [data[i:i + chunk] for i in range(0, len(data), chunk)] or [b""]
-
-    def deflate(index: int) -> bytes:
-        c = zlib.compressobj(level, zlib.DEFLATED, -15)
-        body = c.compress(blocks[index])
-        return body + c.flush(zlib.Z_FINISH if index == len(blocks) - 1 else zlib.Z_SYNC_FLUSH)
-
-    out.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")  # gzip header, mtime 0, OS unknown
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for body in pool.map(deflate, range(len(blocks))):
-            out.write(body)
-    out.write(struct.pack("<II", zlib.crc32(data) & 0xFFFFFFFF, len(data) & 0xFFFFFFFF))
+def source_date_epoch(project: Path) -> int:
+    """Every tarball member's mtime: SOURCE_DATE_EPOCH, else HEAD's commit time, else 1980-01-01."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if value:
+        if not value.isdigit():
+            raise UsageError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds",
+                             "set it to an integer, e.g. $(git log -1 --format=%ct)")
+        return int(value)
+    commit_time = git_output(project, "log", "-1", "--format=%ct")
+    return int(commit_time) if commit_time and commit_time.isdigit() else DEFAULT_EPOCH
 
 
-def _normal_mode(mode: int, is_dir: bool) -> int:
+def _normal_mode(mode: int) -> int:
     """0755 for directories and anything executable, else 0644 (no umask or setuid of the build machine)."""
-    return 0o755 if is_dir or mode & 0o111 else 0o644
+    return 0o755 if stat.S_ISDIR(mode) or mode & 0o111 else 0o644
 
 
-def _add_tree(tar: tarfile.TarFile, root: Path, mtime: int | None = None, exclude: frozenset = frozenset()) -> None:
-    """Members in a stable order, owned by root:root (no lookups of this machine's users). With `mtime`:
-    every member gets that time and a normal mode (a reproducible tarball). `exclude`: relative paths left out."""
+def _entries(root: Path, exclude: frozenset[str]):
+    """(relative path, path, lstat) of everything under `root` but `exclude`: each directory's
+    subdirectories (and links to them), then its files, sorted by name; parents before children."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-        for name in sorted(dirnames) + sorted(filenames):
+        for name in dirnames + sorted(filenames):
             path = os.path.join(dirpath, name)
             rel = os.path.relpath(path, root)
-            if rel in exclude:
-                continue
-            st = os.lstat(path)
-            info = tarfile.TarInfo(rel)
-            info.mode, info.mtime, info.uname, info.gname = st.st_mode & 0o7777, int(st.st_mtime), "root", "root"
-            if mtime is not None:
-                info.mtime, info.mode = mtime, _normal_mode(st.st_mode, os.path.isdir(path))
-            if name in links or os.path.islink(path):
-                info.type, info.linkname, info.mode = tarfile.SYMTYPE, os.readlink(path), 0o777
-                tar.addfile(info)
-            elif os.path.isdir(path):
-                info.type = tarfile.DIRTYPE
-                tar.addfile(info)
-            else:
-                info.size = st.st_size
-                with open(path, "rb") as f:
-                    tar.addfile(info, f)
+            if rel not in exclude:
+                yield rel, path, os.lstat(path)
 
 
-def reproducible_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[str] = frozenset()) -> str:
-    """A .tar.gz of the release whose bytes depend only on its files' contents: sorted members, root:root,
-    every mtime `mtime`, normal modes, no gzip timestamp; `exclude` left out. Returns its sha256."""
-    buffer, compressed = io.BytesIO(), io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        _add_tree(tar, release_dir, mtime, exclude)
-    hashing = _HashingWriter(compressed)
-    parallel_gzip(buffer.getbuffer(), hashing)
-    atomic_write(dest, compressed.getvalue(), 0o644)
-    return hashing.digest.hexdigest()
+def _member(rel: str, path: str, st: os.stat_result, mtime: int) -> bytes:
+    """One tar member (PAX header, data, padding): root:root, mtime `mtime`, a normal mode."""
+    info = tarfile.TarInfo(rel)
+    info.mtime, info.uname, info.gname, info.mode = mtime, "root", "root", _normal_mode(st.st_mode)
+    data = b""
+    if stat.S_ISLNK(st.st_mode):
+        info.type, info.linkname, info.mode = tarfile.SYMTYPE, os.readlink(path), 0o777
+    elif stat.S_ISDIR(st.st_mode):
+        info.type = tarfile.DIRTYPE
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
+        info.size = len(data)
+    header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    return header + data + tarfile.NUL * (-len(data) % tarfile.BLOCKSIZE)
+
+
+def _pieces(root: Path, mtime: int, exclude: frozenset[str]) -> list[bytes]:
+    """The uncompressed tar stream cut where its content says: each member (a big one in 1 MiB
+    pieces), then the end-of-archive blocks padded to a whole record, as tarfile writes it."""
+    pieces, size = [], 0
+    for rel, path, st in _entries(root, exclude):
+        member = _member(rel, path, st, mtime)
+        pieces += [member[i:i + _PIECE] for i in range(0, len(member), _PIECE)]
+        size += len(member)
+    end = 2 * tarfile.BLOCKSIZE
+    return [*pieces, tarfile.NUL * (end + -(size + end) % tarfile.RECORDSIZE)]
+
+
+def _keys(pieces: list[bytes]) -> list[str]:
+    """Each piece's identity as compressed: its bytes, the 32 KiB before it (its deflate window), last or not."""
+    keys, window = [], b""
+    for index, piece in enumerate(pieces):
+        final = index == len(pieces) - 1
+        keys.append(hashlib.sha256(b"%d %d %d\n" % (GZIP_LEVEL, final, len(window)) + window + piece).hexdigest())
+        window = (window + piece)[-_WINDOW:]
+    return keys
+
+
+def _deflate(piece: bytes, window: bytes, final: bool) -> bytes:
+    """`piece` as raw deflate primed with `window` (the bytes a reader has just inflated), ending on a
+    byte boundary (sync flush) so pieces join into one stream, pigz-style; the last one finishes it."""
+    options = {"zdict": window} if window else {}
+    c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15, **options)
+    return c.compress(piece) + c.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+
+
+def _compress(pieces: list[bytes], keys: list[str], known: dict[str, bytes]) -> list[bytes]:
+    """Every piece compressed, on all cores; pieces in `known` (key -> bytes) are reused as they are."""
+    windows, window = [], b""
+    for piece in pieces:
+        windows.append(window)
+        window = (window + piece)[-_WINDOW:]
+    last = len(pieces) - 1
+
+    def one(index: int) -> bytes:
+        hit = known.get(keys[index])
+        return hit if hit is not None else _deflate(pieces[index], windows[index], index == last)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(one, range(len(pieces))))
 
 
 def tarball_name(release: str, version: str, otp_major: int, target_id: str) -> str:
@@ -154,24 +187,61 @@ def link_old_name(tarball: Path, old: Path) -> None:
         os.replace(tmp, link)
 
 
-def write_tarball(release_dir: Path, dest: Path) -> str:
-    """A .tar.gz of the release (no top folder, like mix's :tar step) and its .sha256 beside it.
-    An existing tarball of identical content is kept (same bytes, no recompression)."""
+def _stat_digest(root: Path, exclude: frozenset[str]) -> str:
+    """A cheap identity of what goes into the tarball: paths, types, modes, sizes, mtimes (nothing read)."""
+    digest = hashlib.sha256()
+    for rel, _path, st in _entries(root, exclude):
+        digest.update(f"{rel}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _previous(dest: Path, record: Path) -> tuple[dict, bytes]:
+    """The record of the tarball at `dest` and its bytes, when both are there and agree."""
+    try:
+        last, blob = json.loads(record.read_text()), dest.read_bytes()
+        if not isinstance(last, dict) or hashlib.sha256(blob).hexdigest() != last.get("sha256"):
+            return {}, b""
+        return last, blob
+    except (OSError, ValueError):
+        return {}, b""
+
+
+def _known_pieces(last: dict, blob: bytes) -> dict[str, bytes]:
+    """key -> compressed bytes of every piece of the previous tarball (they follow the 10-byte gzip header)."""
+    known, offset = {}, len(_GZIP_HEADER)
+    for key, length in last.get("pieces", []):
+        known[key], offset = blob[offset:offset + length], offset + length
+    return known
+
+
+def write_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[str] = PRIVATE) -> str:
+    """The release's reproducible .tar.gz, no top folder (like mix's :tar step), and its .sha256 beside
+    it; returns its sha256. Its bytes depend only on what goes in: members sorted, root:root, normal
+    modes, every mtime `mtime`, no gzip timestamp, `exclude` (mix's COOKIE) left out. A tarball of an
+    unchanged tree is kept; a changed tree's unchanged members are not compressed again (the
+    previous tarball's pieces are reused: `<dest>.content` records them)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fingerprint = content_fingerprint(release_dir)
-    stamp = dest.with_name(dest.name + ".content")
-    checksum = dest.with_name(dest.name + ".sha256")
-    if dest.is_file() and checksum.is_file() and stamp.is_file() and stamp.read_text() == fingerprint:
-        return checksum.read_text().split()[0]
-    buffer, compressed = io.BytesIO(), io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        _add_tree(tar, release_dir)
-    hashing = _HashingWriter(compressed)
-    parallel_gzip(buffer.getbuffer(), hashing)
-    atomic_write(dest, compressed.getvalue(), 0o644)
-    sha = hashing.digest.hexdigest()
-    checksum.write_text(f"{sha}  {dest.name}\n")
-    stamp.write_text(fingerprint)
+    record, checksum = dest.with_name(dest.name + ".content"), dest.with_name(dest.name + ".sha256")
+    setup = {"format": TARBALL_FORMAT, "level": GZIP_LEVEL, "mtime": mtime, "exclude": sorted(exclude)}
+    tree = _stat_digest(release_dir, exclude)
+    last, blob = _previous(dest, record)
+    if {k: last.get(k) for k in setup} == setup and last.get("tree") == tree and checksum.is_file():
+        return last["sha256"]
+    pieces = _pieces(release_dir, mtime, exclude)
+    keys = _keys(pieces)
+    if {k: last.get(k) for k in setup} == setup and [k for k, _n in last.get("pieces", [])] == keys:
+        sha = last["sha256"]  # the same content, touched: the same bytes
+    else:
+        compressed = _compress(pieces, keys, _known_pieces(last, blob))
+        crc, size = 0, 0
+        for piece in pieces:
+            crc, size = zlib.crc32(piece, crc), size + len(piece)
+        blob = b"".join([_GZIP_HEADER, *compressed, struct.pack("<II", crc, size & 0xFFFFFFFF)])
+        sha = hashlib.sha256(blob).hexdigest()
+        atomic_write(dest, blob, 0o644)
+        last = {"pieces": [[k, len(c)] for k, c in zip(keys, compressed)]}
+    atomic_write(checksum, f"{sha}  {dest.name}\n", 0o644)
+    atomic_write(record, json.dumps({**setup, "tree": tree, "sha256": sha, "pieces": last["pieces"]}), 0o644)
     return sha
 
 

@@ -186,8 +186,8 @@ def package(build: TargetBuild, report: Report, started: float) -> TargetResult:
     """The release's tarball and the target's result."""
     version = assemble.release_version(build.release_dir)
     tarball = build.out / assemble.tarball_name(build.release, version, build.runtime.otp_major, build.target.id)
-    with progress.step(f"{build.label} tarball"):
-        sha = assemble.write_tarball(build.release_dir, tarball)
+    with progress.step(f"{build.label} tarball"):  # reproducible: `xrel dist` ships these very bytes
+        sha = assemble.write_tarball(build.release_dir, tarball, assemble.source_date_epoch(build.project.path))
         assemble.link_old_name(tarball, build.out / f"{build.release}-{version}-{build.target.id}.tar.gz")
     runtime = build.runtime
     return TargetResult(
