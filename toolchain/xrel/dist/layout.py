@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import re
 import tarfile
+import zlib
 from pathlib import Path
 
 from xrel.errors import UsageError, VerificationError
@@ -39,9 +42,12 @@ def parse_sums(text: str, source: str) -> dict[str, str]:
 def cookie_members(tarball: Path) -> list[str]:
     """The members of `tarball` that are mix's releases/COOKIE (there must be none)."""
     try:
-        with tarfile.open(tarball, "r:*") as tar:
+        blob = tarball.read_bytes()
+        if blob[:2] == b"\x1f\x8b":  # gunzipped in one call, which lets other threads run (dist checks in parallel)
+            blob = gzip.decompress(blob)
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as tar:
             return [m.name for m in tar.getmembers() if m.name.lstrip("./") == COOKIE]
-    except (OSError, tarfile.TarError) as e:
+    except (OSError, EOFError, zlib.error, tarfile.TarError) as e:
         raise VerificationError(f"{tarball.name} is not a readable tarball: {e}", "rebuild it with `xrel dist`") from e
 
 
