@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import tempfile
@@ -118,6 +117,8 @@ def _walk_files(root: Path):
 
 def stat_fingerprint(root: Path) -> str:
     """A cheap identity of a tree: every path, size and mtime, hashed (nothing is read)."""
+    import hashlib  # loads OpenSSL: not for a command that only looks up the cache
+
     digest = hashlib.sha256()
     for rel, path in _walk_files(root):
         st = os.lstat(path)
@@ -127,6 +128,8 @@ def stat_fingerprint(root: Path) -> str:
 
 def content_fingerprint(root: Path) -> str:
     """The identity of a tree's contents: every path, mode, link target and file's bytes."""
+    import hashlib
+
     digest = hashlib.sha256()
     for rel, path in _walk_files(root):
         st = os.lstat(path)
