@@ -39,6 +39,7 @@ def signing_env(keys: Path) -> dict:
 def pairs(project: Path, options: list[str], runs: int, env: dict) -> list[tuple[float, float]]:
     """`runs` (build, dist) pairs after one warm-up of each; every dist starts without dist/."""
     timed(["build", *options], project)
+    shutil.rmtree(project / "dist", ignore_errors=True)
     timed(["dist", *options], project, env)
     measured = []
     for _ in range(runs):
