@@ -349,7 +349,7 @@ def make_dist(root, version: str = "1.2.3", targets=("aarch64-linux-gnu", "x86_6
         artifacts.append({"file": name, "size": len(data), "sha256": sha, "target": target})
         sums.append(f"{sha}  {name}\n")
     (out / "SHA256SUMS").write_text("".join(sums))
-    manifest = {"schema_version": 1, "app": "myapp", "release": "myapp", "version": version, "artifacts": artifacts}
+    manifest = {"schema_version": 1, "app": "myapp", "release": "myapp", "version": version, "targets": artifacts}
     (out / "xrel-manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     if signed:
         for name in ("SHA256SUMS", "xrel-manifest.json"):

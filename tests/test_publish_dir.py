@@ -98,7 +98,7 @@ def test_a_reader_never_sees_a_manifest_without_its_files(tmp_path):
             except (OSError, ValueError):
                 continue
             seen.add(manifest["version"])
-            for entry in manifest["artifacts"]:
+            for entry in manifest["targets"]:
                 path = root / manifest["version"] / entry["file"]
                 if not path.is_file() or path.stat().st_size != entry["size"]:
                     broken.append(str(path))
@@ -227,7 +227,7 @@ def test_nginx_serves_latest_and_a_tarball(nginx, tmp_path):
     signed = requests.get(f"{url}/{version}/xrel-manifest.json", timeout=10)
     assert signed.content == latest.content
     assert requests.get(f"{url}/{version}/xrel-manifest.json.minisig", timeout=10).status_code == 200
-    entry = manifest["artifacts"][0]
+    entry = manifest["targets"][0]
     with requests.get(f"{url}/{version}/{entry['file']}", stream=True, timeout=10) as response:
         response.raise_for_status()
         digest, size = hashlib.sha256(), 0
@@ -236,3 +236,16 @@ def test_nginx_serves_latest_and_a_tarball(nginx, tmp_path):
             size += len(chunk)
     assert (size, digest.hexdigest()) == (entry["size"], entry["sha256"])
     assert requests.get(f"{url}/.xrel-publish.lock", timeout=10).status_code == 403
+
+
+def test_a_dist_written_by_xrels_own_dist_code_is_published(tmp_path):
+    """The manifest `xrel dist` writes (its `targets` entries) is what publish reads."""
+    from test_dist import make_dist as make_real_dist
+
+    from xrel.signing.keys import generate_keypair
+
+    out = make_real_dist(tmp_path / "project", key=generate_keypair())
+    result = publish(out, f"dir:{tmp_path / 'www'}")
+    assert result["latest"] is True
+    published = sorted(p.name for p in (tmp_path / "www" / "0.1.0").iterdir())
+    assert published == sorted(p.name for p in out.iterdir())

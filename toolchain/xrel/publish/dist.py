@@ -61,8 +61,8 @@ def _read_manifest(path: Path) -> dict:
     for key in ("app", "release", "version"):
         if not isinstance(data.get(key), str) or not data[key]:
             raise VerificationError(f"{path / MANIFEST} lacks {key!r}", FIX)
-    if not isinstance(data.get("artifacts"), list) or not data["artifacts"]:
-        raise VerificationError(f"{path / MANIFEST} lists no artifacts", FIX)
+    if not isinstance(data.get("targets"), list) or not data["targets"]:
+        raise VerificationError(f"{path / MANIFEST} lists no targets", FIX)
     return data
 
 
@@ -103,7 +103,7 @@ def load_dist(path: Path) -> Dist:
     if not path.is_dir():
         raise UsageError(f"{path} is not a directory", "pass the dist/<version> dir that xrel dist wrote")
     data = _read_manifest(path)
-    artifacts = [_artifact(entry, path) for entry in data["artifacts"]]
+    artifacts = [_artifact(entry, path) for entry in data["targets"]]
     if len({a.name for a in artifacts}) != len(artifacts):
         raise VerificationError(f"{path / MANIFEST} lists an artifact twice", FIX)
     for name in REQUIRED:
