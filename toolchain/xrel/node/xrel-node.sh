@@ -72,7 +72,7 @@ check_dir_name() {
 # Reads node.state into S_<key>; lines with other keys are kept verbatim in S_extra.
 load_state() {
   S_current='' S_dir='' S_previous='' S_previous_dir='' S_phase='' S_probation_until=''
-  S_attempts='' S_failed='' S_reason='' S_updated='' S_extra=''
+  S_attempts='' S_failed='' S_reason='' S_rejected='' S_updated='' S_extra=''
   while IFS= read -r ls_line || [ -n "$ls_line" ]; do
     ls_value=${ls_line#*=}
     case $ls_line in
@@ -85,6 +85,7 @@ load_state() {
       attempts=*) S_attempts=$ls_value ;;
       failed=*) S_failed=$ls_value ;;
       reason=*) S_reason=$ls_value ;;
+      rejected=*) S_rejected=$ls_value ;;
       updated=*) S_updated=$ls_value ;;
       '') ;;
       *) S_extra="$S_extra$ls_line
@@ -100,7 +101,7 @@ save_state() {
   {
     printf 'current=%s\ndir=%s\nprevious=%s\nprevious_dir=%s\n' "$S_current" "$S_dir" "$S_previous" "$S_previous_dir"
     printf 'phase=%s\nprobation_until=%s\nattempts=%s\n' "$S_phase" "$S_probation_until" "$S_attempts"
-    printf 'failed=%s\nreason=%s\nupdated=%s\n' "$S_failed" "$S_reason" "$S_updated"
+    printf 'failed=%s\nreason=%s\nrejected=%s\nupdated=%s\n' "$S_failed" "$S_reason" "$S_rejected" "$S_updated"
     printf '%s' "$S_extra"
   } >"$STATE_FILE.tmp" || die "cannot write $STATE_FILE.tmp: check the disk and the owner of $STATE"
   sync "$STATE_FILE.tmp" 2>/dev/null || :
@@ -213,7 +214,7 @@ roll_back() {
   fi
   rb_from=$S_current
   S_current=${S_previous:-$S_previous_dir} S_dir=$S_previous_dir S_previous='' S_previous_dir=''
-  S_phase=rolled_back S_reason="$rb_from $1" S_failed='' S_attempts=0 S_probation_until=''
+  S_phase=rolled_back S_reason="$rb_from $1" S_failed='' S_attempts=0 S_probation_until='' S_rejected=$rb_from
   save_state
   flip "$S_dir"
   log rollback from="$rb_from" to="$S_current" reason="$S_reason"
@@ -411,7 +412,7 @@ install_files() {
     echo "kept the node's state: current=$S_current phase=$S_phase"
   else
     S_current=$VSN S_dir=$VSN S_previous='' S_previous_dir='' S_phase=healthy S_probation_until=''
-    S_attempts=0 S_failed='' S_reason='' S_extra=''
+    S_attempts=0 S_failed='' S_reason='' S_rejected='' S_extra=''
     save_state
   fi
   [ -e "$ROOT/current" ] || [ -L "$ROOT/current" ] || flip "$S_dir"
