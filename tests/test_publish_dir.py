@@ -241,7 +241,6 @@ def test_nginx_serves_latest_and_a_tarball(nginx, tmp_path):
 def test_a_dist_written_by_xrels_own_dist_code_is_published(tmp_path):
     """The manifest `xrel dist` writes (its `targets` entries) is what publish reads."""
     from test_dist import make_dist as make_real_dist
-
     from xrel.signing.keys import generate_keypair
 
     out = make_real_dist(tmp_path / "project", key=generate_keypair())
@@ -249,3 +248,12 @@ def test_a_dist_written_by_xrels_own_dist_code_is_published(tmp_path):
     assert result["latest"] is True
     published = sorted(p.name for p in (tmp_path / "www" / "0.1.0").iterdir())
     assert published == sorted(p.name for p in out.iterdir())
+
+
+def test_publish_takes_the_newest_version_under_dist(tmp_path):
+    from xrel.publish.dist import find_dist
+
+    for version in ("1.9.0", "1.10.0", "1.10.0-rc.1"):
+        (tmp_path / "dist" / version).mkdir(parents=True)
+        (tmp_path / "dist" / version / "xrel-manifest.json").write_text("{}")
+    assert find_dist(tmp_path / "dist").name == "1.10.0"

@@ -23,3 +23,11 @@ def version_key(version: str) -> tuple[int, ...]:
     while end and parts[end - 1] == 0:
         end -= 1
     return parts[:end]
+
+
+def release_order(version: str) -> tuple[int, Version]:
+    """A sort key for a project's release versions (SemVer as PEP 440 reads it); unparsable ones sort first."""
+    try:
+        return 1, Version(version)
+    except InvalidVersion:
+        return 0, Version("0")

@@ -28,7 +28,7 @@ def _destination(destination: str | None, project_dir: Path):
 @click.option("-C", "--project", "project_dir", default=".", type=click.Path(file_okay=False, path_type=Path),
               help="Project dir whose xrel.toml names the destination (default: .).")
 @click.option("--dist", "dist_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
-              help="The dist/<version> dir of xrel dist (default: the only version under <project>/dist).")
+              help="The dist/<version> dir of xrel dist (default: the newest version under <project>/dist).")
 @click.option("--tag", default=None, help="GitHub release tag (default: v<version>).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def publish_cmd(destination, project_dir: Path, dist_dir: Path | None, tag: str | None, as_json: bool) -> None:

@@ -193,6 +193,15 @@ def _signing(table: dict, loc: Locator) -> object:
 
 SECTIONS["signing"] = _signing
 
+
+def _node(table: dict, loc: Locator) -> object:
+    from xrel.node.section import parse_node
+
+    return parse_node(table, loc)
+
+
+SECTIONS["node"] = _node
+
 TOP_KEYS = ["otp", "elixir", "targets", "release", "mix_env", "out"]
 
 

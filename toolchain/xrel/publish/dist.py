@@ -116,14 +116,13 @@ def load_dist(path: Path) -> Dist:
 
 
 def find_dist(root: Path) -> Path:
-    """`root` itself when it holds a manifest, else its only <version> subdir that does."""
+    """`root` itself when it holds a manifest, else its newest <version> subdir that does."""
     root = Path(root)
     if (root / MANIFEST).is_file():
         return root
-    found = sorted(p for p in root.glob(f"*/{MANIFEST}")) if root.is_dir() else []
-    if len(found) == 1:
-        return found[0].parent
+    found = sorted(p.parent for p in root.glob(f"*/{MANIFEST}")) if root.is_dir() else []
     if not found:
         raise UsageError(f"no xrel dist output in {root}", "run xrel dist first, or pass --dist dist/<version>")
-    versions = ", ".join(p.parent.name for p in found)
-    raise UsageError(f"{root} holds several versions ({versions})", "pass --dist dist/<version>")
+    from xrel.versions import release_order
+
+    return max(found, key=lambda p: release_order(p.name))

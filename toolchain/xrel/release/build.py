@@ -20,6 +20,8 @@ from pathlib import Path
 from xrel import progress
 from xrel.host import host_erlang
 from xrel.inspection.check import Report, inspect_tree
+from xrel.node.agent import agent_for
+from xrel.node.release import add_node_files
 from xrel.project.plan import Request, TargetPlan, activated, resolve
 from xrel.release import assemble, blame, compat, precompiled, record, rust
 from xrel.release.mix import Project, load_project, mix_env_vars, run_mix
@@ -63,6 +65,8 @@ def mix_environment(build: TargetBuild) -> dict[str, str]:
              "XREL_SOURCE_PREFIX": str(build.workspace.project)}  # the zig wrapper maps it to "." (reproducible)
     if build.options.mix_target:
         extra["MIX_TARGET"] = build.options.mix_target
+    if build.options.node_agent:
+        extra["XREL_NODE_AGENT"] = str(build.options.node_agent.ebin)
     extra.update(local_deps_env(build.project.deps, build.target))
     return mix_env_vars(build.workspace.project, build.project.mix_env, extra)
 
@@ -173,6 +177,8 @@ def assemble_release(build: TargetBuild) -> Report:
         run_mix(["release", build.release, "--overwrite", "--path", str(staging)], build.workspace.project,
                 build.env, build.log, f"building the release for {build.target}")
         build.notes.extend(assemble.finish_release(staging, build))
+        if build.options.node_agent:
+            build.notes.extend(add_node_files(staging, build.release, build.options.node_agent))
         report = inspect_release(build, staging)
     except BaseException:
         remove(staging)
@@ -260,9 +266,10 @@ def build(project_dir: str | Path = ".", targets: str | Target | Sequence[str | 
         host = host_erlang()
         for target_plan in plan.targets:  # the OTP window, for every target before compiling any
             compat.check_runtime(target_plan.runtime, host, target_plan.target)
-        options = BuildOptions(otp, source, offline, mix_target, tuple(sysroot_packages))
         mix_env = mix_env or (config.mix_env if config else None) or "prod"
         project = load_project(project_dir, mix_env, mix_target)
+        agent = agent_for(config, project.name, bool(project.info.get("umbrella")), host.root, host.otp_release)
+        options = BuildOptions(otp, source, offline, mix_target, tuple(sysroot_packages), agent)
         parsed = [t.target for t in plan.targets]
         refuse_broken_targets(project.apps, parsed)
         name = project.release_name(release or (config.release if config else None))

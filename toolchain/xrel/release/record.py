@@ -23,7 +23,8 @@ def build_inputs(build: TargetBuild, synced: str) -> str:
     return hashlib.sha256(json.dumps([
         synced, str(runtime.root), runtime.meta.get("sha256"), str(tc.directory), str(tc.zig.version),
         str(build.sysroot), build.project.mix_env, build.options.mix_target, build.release, str(build.release_dir),
-        __version__, [(k, os.environ.get(k)) for k in ENV_INPUTS]]).encode()).hexdigest()
+        __version__, [(k, os.environ.get(k)) for k in ENV_INPUTS],
+        build.options.node_agent.digest if build.options.node_agent else None]).encode()).hexdigest()
 
 
 def previous_result(build: TargetBuild, inputs: str) -> TargetResult | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xrel.host import HostErlang
 from xrel.release.mix import Project
@@ -11,6 +12,9 @@ from xrel.release.workspace import Workspace
 from xrel.runtimes import Runtime
 from xrel.targets import Target
 from xrel.zig.toolchain import ZigToolchain
+
+if TYPE_CHECKING:
+    from xrel.node.agent import NodeAgent
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,7 @@ class BuildOptions:
     offline: bool = False
     mix_target: str | None = None
     sysroot_packages: tuple[str, ...] = ()
+    node_agent: NodeAgent | None = None  # [node] in xrel.toml: the agent every release carries
 
 
 @dataclass(frozen=True)

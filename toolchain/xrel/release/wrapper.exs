@@ -2,6 +2,7 @@
 # in memory (never on disk) for one target:
 #   * every release gets `include_erts: <target erts dir>` (unless the user chose false), so mix
 #     copies the target's ERTS and takes OTP applications from the target root;
+#   * with XREL_NODE_AGENT set, every release also gets the xrel_node application;
 #   * a release step before :assemble refuses any OTP application that mix would take from the
 #     HOST's OTP because the target root lacks it (mix does that silently).
 # It also defines the `xrel.info` task, which prints the project's shape as JSON.
@@ -10,6 +11,12 @@
 
 case System.get_env("XREL_MIX_EBIN") do
   nil -> Code.require_file("xrel_mix.ex", __DIR__)
+  ebin -> Code.prepend_path(ebin)
+end
+
+# the node agent ([node] in xrel.toml), compiled by xrel: on the code path, so a release can take it
+case System.get_env("XREL_NODE_AGENT") do
+  nil -> :ok
   ebin -> Code.prepend_path(ebin)
 end
 

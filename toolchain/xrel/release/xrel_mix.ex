@@ -79,6 +79,14 @@ defmodule Xrel.Release do
         opts
       end
 
+    opts =
+      if System.get_env("XREL_NODE_AGENT") do
+        # appended: it boots after the project's applications (its .app also depends on the project's)
+        Keyword.update(opts, :applications, [xrel_node: :permanent], &(&1 ++ [xrel_node: :permanent]))
+      else
+        opts
+      end
+
     check = &check_apps/1
     Keyword.update(opts, :steps, [check, :assemble], fn steps -> [check | steps] end)
   end
