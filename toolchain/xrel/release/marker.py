@@ -84,7 +84,8 @@ def release_target(release_dir: Path, requested: str | Target | None = None) -> 
 
 def release_command(release_dir: Path) -> Path:
     """The release's start script, bin/<name>."""
-    scripts = [p for p in (release_dir / "bin").glob("*") if p.is_file() and p.suffix == "" and os.access(p, os.X_OK)]
+    scripts = [p for p in (release_dir / "bin").glob("*") if p.is_file() and p.suffix == "" and os.access(p, os.X_OK)
+               and p.name != "xrel-node"]  # the node agent's script ([node] in xrel.toml)
     if len(scripts) != 1:
         raise UsageError(f"expected one start script in {release_dir}/bin, found {len(scripts)}",
                          "is this a mix release?")
