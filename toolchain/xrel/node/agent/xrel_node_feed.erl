@@ -20,16 +20,31 @@ check(Config) ->
                 {update, #{version => Vsn, entry => Entry, tarball => tarball(Config, Vsn, Entry)}}
         end
     catch
-        throw:{refused, Reason} -> {error, Reason}
+        throw:{refused, Reason} -> {error, Reason};
+        %% whatever the feed sends (a manifest of the wrong shape...) is refused, never a crash of the agent
+        error:Reason:Stack ->
+            {error, lists:flatten(io_lib:format("checking the feed failed: ~s (at ~s)",
+                                                [xrel_node_http:describe(Reason), where(Stack)]))}
     end.
+
+where([{M, F, A, _} | _]) -> io_lib:format("~s:~s/~b", [M, F, if is_list(A) -> length(A); true -> A end]);
+where(_) -> "?".
 
 fail(Format, Args) -> throw({refused, lists:flatten(io_lib:format(Format, Args))}).
 
-wanted_version(#{pin := Pin}) when Pin =/= undefined -> Pin;
+wanted_version(#{pin := Pin}) when Pin =/= undefined -> release_version(Pin, "XREL_NODE_PIN");
 wanted_version(Config) ->
     Url = xrel_node_config:latest_url(Config),
     Manifest = json(fetch(Url, Config), Url),
-    binary_to_list(field(Manifest, <<"version">>, Url)).
+    release_version(field(Manifest, <<"version">>, Url), Url).
+
+%% the version goes into URLs and versions/<dir>: SemVer only
+release_version(V, Where) ->
+    case xrel_node_vsn:valid(V) of
+        true when is_binary(V) -> binary_to_list(V);
+        true -> V;
+        false -> fail("~s names ~0tp, not a release version", [Where, V])
+    end.
 
 newer(Vsn, #{skip := Vsn}) -> false;  % rolled back from before: wait for a newer one
 newer(Vsn, #{running := Running, pin := Pin}) ->
@@ -90,15 +105,26 @@ tarball(Config = #{root := Root}, Vsn, Entry) ->
     check_name(File),
     Size = field(Entry, <<"size">>, File),
     Sha = string:lowercase(binary_to_list(field(Entry, <<"sha256">>, File))),
-    Path = filename:join(xrel_node_state:path(Root, downloads), File),
+    is_integer(Size) andalso Size >= 0 andalso length(Sha) =:= 64
+        orelse fail("the manifest entry for ~s has a malformed size or sha256", [File]),
+    Downloads = xrel_node_state:path(Root, downloads),
+    Path = filename:join(Downloads, File),
+    forget_others(Downloads, [File, File ++ ".part"]),
     Url = xrel_node_config:version_url(Config, Vsn, File),
     case xrel_node_http:download(Url, Path, Size, Config) of
         ok -> ok;
-        {error, Why} -> fail("~s: download failed (~p)", [Url, Why])
+        {error, Why} -> fail("~s: download failed: ~s", [Url, xrel_node_http:describe(Why)])
     end,
     case sha256_file(Path) of
         Sha -> Path;
         Got -> _ = file:delete(Path), fail("~s: sha256 ~s, the signed manifest says ~s; deleted", [File, Got, Sha])
+    end.
+
+%% downloads/ holds the one tarball being fetched: older partial downloads go
+forget_others(Dir, Keep) ->
+    case file:list_dir(Dir) of
+        {ok, Names} -> [file:delete(filename:join(Dir, N)) || N <- Names, not lists:member(N, Keep)], ok;
+        {error, _} -> ok
     end.
 
 %% a manifest names files, never paths
@@ -123,7 +149,7 @@ hash_loop(Fd, Ctx) ->
 fetch(Url, Config) ->
     case xrel_node_http:get(Url, Config) of
         {ok, Body} -> Body;
-        {error, Why} -> fail("~s: ~p", [Url, Why])
+        {error, Why} -> fail("~s: ~s", [Url, xrel_node_http:describe(Why)])
     end.
 
 json(Data, Url) ->

@@ -2,7 +2,7 @@
 %% changed TLS options), TLS verified (peer and host name) against the OS CA store or a configured
 %% bundle, redirects followed by hand so each hop is verified for its own host, downloads resumable.
 -module(xrel_node_http).
--export([get/2, download/4]).
+-export([get/2, download/4, describe/1]).
 
 -define(MAX_REDIRECTS, 5).
 -define(CHUNK_TIMEOUT, 60000).
@@ -50,15 +50,18 @@ fetch_to(Client, Url, Part, Have, Size, Opts, Hops) ->
 receive_stream(Ref, Client, Url, Part, Have, Size, Opts, Hops) ->
     receive
         {http, {Ref, stream_start, Headers}} ->
-            %% a server that ignores the Range sends the whole file again
-            Mode = case proplists:is_defined("content-range", Headers) of
-                       true when Have > 0 -> [append, raw, binary];
-                       _ -> [write, raw, binary]
-                   end,
-            {ok, Fd} = file:open(Part, Mode),
-            try write_stream(Ref, Fd, Size - (if hd(Mode) =:= append -> Have; true -> 0 end))
-            after file:close(Fd)
+            %% a 206 continues the partial file where it ends; a server that ignores the Range sends the
+            %% whole file again (200)
+            case continuation(proplists:get_value("content-range", Headers), Have) of
+                append -> stream_to(Ref, Part, [append], Size - Have);
+                write -> stream_to(Ref, Part, [write], Size);
+                mismatch -> httpc:cancel_request(Ref, Client), _ = file:delete(Part),
+                            {error, {unexpected_content_range, Have}}
             end;
+        {http, {Ref, {{_, 416, _}, _, _}}} ->
+            %% the partial file is no prefix of the server's: start over at the next check
+            _ = file:delete(Part),
+            {error, {http_status, 416}};
         {http, {Ref, {{_, Status, _}, Headers, _}}} ->
             redirect(Status, Headers, Url, Hops,
                      fun(Next) -> fetch_to(Client, Next, Part, Have, Size, Opts, Hops - 1) end);
@@ -66,6 +69,21 @@ receive_stream(Ref, Client, Url, Part, Have, Size, Opts, Hops) ->
     after ?CHUNK_TIMEOUT ->
         httpc:cancel_request(Ref, Client),
         {error, timeout}
+    end.
+
+%% append: a 206 that continues the partial file; write: the whole file (a 200); mismatch: another range
+continuation(undefined, _) -> write;
+continuation("bytes " ++ Range, Have) when Have > 0 ->
+    case string:prefix(Range, integer_to_list(Have) ++ "-") of
+        nomatch -> mismatch;
+        _ -> append
+    end;
+continuation(_, _) -> mismatch.
+
+stream_to(Ref, Part, Mode, Left) ->
+    {ok, Fd} = file:open(Part, [raw, binary | Mode]),
+    try write_stream(Ref, Fd, Left)
+    after file:close(Fd)
     end.
 
 write_stream(Ref, Fd, Left) ->
@@ -92,6 +110,26 @@ redirect(Status, Headers, Url, Hops, Follow) when Status >= 301, Status =< 308, 
             end
     end;
 redirect(Status, _, _, _, _) -> {error, {http_status, Status}}.
+
+%% describe(Reason) -> a one-line text for the log
+describe({failed_connect, Info}) when is_list(Info) ->
+    To = case lists:keyfind(to_address, 1, Info) of
+             {to_address, {Host, Port}} -> io_lib:format(" to ~ts:~b", [Host, Port]);
+             _ -> ""
+         end,
+    case lists:keyfind(inet, 1, Info) of
+        {inet, _, {tls_alert, {Alert, Text}}} ->
+            one_line(io_lib:format("TLS refused~s (~s): ~ts", [To, Alert, Text]));
+        {inet, _, Why} -> one_line(io_lib:format("cannot connect~s: ~0tp", [To, Why]));
+        false -> one_line(io_lib:format("cannot connect: ~0tp", [Info]))
+    end;
+describe({redirect_to_plain_http, Url}) -> "refused a redirect from https to plain http: " ++ Url;
+describe({http_status, Status}) -> "HTTP status " ++ integer_to_list(Status);
+describe({http_status, Status, no_location}) -> "HTTP status " ++ integer_to_list(Status) ++ " without a Location";
+describe({size_mismatch, Got, Size}) -> io_lib:format("~b bytes arrived, the signed manifest says ~b", [Got, Size]);
+describe(Other) -> one_line(io_lib:format("~0tp", [Other])).
+
+one_line(Text) -> lists:flatten(lists:join(" ", string:lexemes(lists:flatten(Text), "\r\n\t "))).
 
 request(Client, Url, Headers, Opts, Options) ->
     case uri_string:parse(Url) of

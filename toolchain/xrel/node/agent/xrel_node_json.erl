@@ -52,17 +52,32 @@ array(B, Acc) ->
         _ -> throw({json, malformed_array})
     end.
 
-string(<<$", R/binary>>, Acc) -> {unicode:characters_to_binary(lists:reverse(Acc)), R};
-string(<<$\\, $u, H:4/binary, R/binary>>, Acc) -> unicode_escape(binary_to_integer(H, 16), R, Acc);
+string(<<$", R/binary>>, Acc) ->
+    case unicode:characters_to_binary(lists:reverse(Acc)) of
+        Bin when is_binary(Bin) -> {Bin, R};
+        _ -> throw({json, bad_unicode})
+    end;
+string(<<$\\, $u, H:4/binary, R/binary>>, Acc) -> unicode_escape(hex4(H), R, Acc);
 string(<<$\\, C, R/binary>>, Acc) -> string(R, [escape(C) | Acc]);
 string(<<C/utf8, _/binary>>, _) when C < 16#20 -> throw({json, control_character_in_string});
 string(<<C/utf8, R/binary>>, Acc) -> string(R, [C | Acc]);
 string(_, _) -> throw({json, malformed_string}).
 
+%% a UTF-16 surrogate pair is one character; a lone surrogate is no character at all
 unicode_escape(Hi, <<$\\, $u, L:4/binary, R/binary>>, Acc) when Hi >= 16#D800, Hi =< 16#DBFF ->
-    Lo = binary_to_integer(L, 16),
-    string(R, [16#10000 + ((Hi - 16#D800) bsl 10) + (Lo - 16#DC00) | Acc]);
+    case hex4(L) of
+        Lo when Lo >= 16#DC00, Lo =< 16#DFFF -> string(R, [16#10000 + ((Hi - 16#D800) bsl 10) + (Lo - 16#DC00) | Acc]);
+        _ -> throw({json, lone_surrogate})
+    end;
+unicode_escape(C, _, _) when C >= 16#D800, C =< 16#DFFF -> throw({json, lone_surrogate});
 unicode_escape(C, R, Acc) -> string(R, [C | Acc]).
+
+%% exactly four hex digits (binary_to_integer/2 would take a sign)
+hex4(H) ->
+    case [C || <<C>> <= H, (C >= $0 andalso C =< $9) orelse (C >= $a andalso C =< $f) orelse (C >= $A andalso C =< $F)] of
+        [_, _, _, _] -> binary_to_integer(H, 16);
+        _ -> throw({json, bad_escape})
+    end.
 
 escape($") -> $";
 escape($\\) -> $\\;
@@ -76,6 +91,11 @@ escape(_) -> throw({json, bad_escape}).
 
 number(B) ->
     {Text, Rest} = number_text(B, <<>>),
+    %% JSON's grammar: no leading zeros, no plus sign, digits on both sides of the point
+    case re:run(Text, "^-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][-+]?[0-9]+)?$", [{capture, none}]) of
+        match -> ok;
+        nomatch -> throw({json, bad_number})
+    end,
     Float = binary:match(Text, [<<".">>, <<"e">>, <<"E">>]) =/= nomatch,
     {if Float -> to_float(Text); true -> binary_to_integer(Text) end, Rest}.
 

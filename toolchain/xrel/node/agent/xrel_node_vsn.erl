@@ -1,6 +1,16 @@
 %% Release versions (SemVer: MAJOR.MINOR.PATCH[-PRE][+BUILD]) compared the way mix compares them.
 -module(xrel_node_vsn).
--export([compare/2]).
+-export([compare/2, valid/1]).
+
+%% valid(V) -> boolean(): a SemVer version (what mix accepts), so never a path, a URL part or empty
+valid(V) when is_list(V); is_binary(V) ->
+    Ident = "[0-9A-Za-z-]+",
+    Dotted = Ident ++ "(\\." ++ Ident ++ ")*",
+    Re = "^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-" ++ Dotted ++ ")?(\\+" ++ Dotted ++ ")?$",
+    try re:run(V, Re, [{capture, none}, dollar_endonly]) =:= match
+    catch error:_ -> false
+    end;
+valid(_) -> false.
 
 %% compare(A, B) -> lt | eq | gt
 compare(A, B) ->
