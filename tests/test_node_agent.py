@@ -101,7 +101,11 @@ def config(env: Env, node: Path, feed: str, **over) -> dict:
 
 def check(env: Env, node: Path, feed: str, **over) -> tuple:
     """xrel_node_feed:check/1 in a fresh VM: ("up_to_date",) | ("update", version, tarball) | ("error", reason)."""
-    [out] = erl(env.beam, f"[xrel_node_feed:check({term(config(env, node, feed, **over))})]")
+    # what the agent does: check, then download the entry's tarball
+    [out] = erl(env.beam, f"C = {term(config(env, node, feed, **over))}, [case xrel_node_feed:check(C) of "
+                          "{update, #{version := V, entry := E}} -> case xrel_node_feed:download(C, V, E) of "
+                          "{ok, P} -> {update, #{entry => E, tarball => P, version => V}}; Err -> Err end; "
+                          "Other -> Other end]")
     if out == "up_to_date":
         return (out,)
     if m := re.fullmatch(r'\{error,"(.*)"\}', out):

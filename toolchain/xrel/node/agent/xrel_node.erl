@@ -9,11 +9,10 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(TRIGGER_EVERY, 2000).
--define(HEALTH_EVERY, 2000).
 
 start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
-%% check the feed now; returns up_to_date | {switching, Vsn} | {error, Reason} | {idle, Why}
+%% check the feed now: up_to_date | {upgraded, Vsn} (hot) | {switching, Vsn} (cold) | {error, Reason} | {idle, Why}
 check_now() -> gen_server:call(?MODULE, check_now, infinity).
 
 status() -> gen_server:call(?MODULE, status).
@@ -31,7 +30,9 @@ init([]) ->
             {ok, Config#{idle => {no, Missing}}}
     end.
 
-handle_call(check_now, _From, C = #{idle := false}) -> {reply, run_check(C), C};
+handle_call(check_now, _From, C = #{idle := false}) ->
+    {Result, C1} = run_check(C),
+    {reply, Result, C1};
 handle_call(check_now, _From, C = #{idle := Why}) -> {reply, {idle, Why}, C};
 handle_call(status, _From, C = #{root := Root}) when is_list(Root) -> {reply, {C, xrel_node_state:read(Root)}, C};
 handle_call(status, _From, C) -> {reply, {C, #{}}, C}.
@@ -44,17 +45,18 @@ handle_info(boot, C) ->
     schedule_poll(C),
     {noreply, C};
 handle_info(poll, C) ->
-    _ = run_check(C),
-    schedule_poll(C),
-    {noreply, C};
+    {_, C1} = run_check(C),
+    schedule_poll(C1),
+    {noreply, C1};
 handle_info(trigger, C = #{root := Root}) ->
     Trigger = xrel_node_state:path(Root, trigger),
-    case filelib:is_file(Trigger) of
-        true -> _ = file:delete(Trigger), _ = run_check(C);
-        false -> ok
-    end,
+    C1 = case filelib:is_file(Trigger) of
+             true -> _ = file:delete(Trigger), element(2, run_check(C));
+             false -> C
+         end,
     erlang:send_after(?TRIGGER_EVERY, self(), trigger),
-    {noreply, C};
+    {noreply, C1};
+handle_info({running, Vsn}, C) -> {noreply, C#{running => Vsn}};  % a hot upgrade went back
 handle_info(_Msg, C) -> {noreply, C}.
 
 schedule_poll(#{interval := Seconds}) ->
@@ -69,71 +71,25 @@ on_probation(#{root := Root, running := Running}) ->
 
 run_check(C = #{root := Root}) ->
     case on_probation(C) of
-        true -> up_to_date;
+        true -> {up_to_date, C};
         false ->
             %% a version bin/xrel-node rolled back from is not tried again until a newer one is out
             Rejected = binary_to_list(maps:get(<<"rejected">>, xrel_node_state:read(Root), <<>>)),
             case xrel_node_feed:check(C#{skip => Rejected}) of
-                up_to_date -> up_to_date;
-                {update, #{version := Vsn, tarball := Tarball}} -> switch(C, Vsn, Tarball);
+                up_to_date -> {up_to_date, C};
+                {update, #{version := Vsn, entry := Entry}} -> xrel_node_apply:update(C, Vsn, Entry);
                 {error, Reason} ->
                     xrel_node_state:log(Root, refused, [{reason, Reason}]),
-                    {error, Reason}
+                    {{error, Reason}, C}
             end
-    end.
-
-switch(#{root := Root, running := Running, probation := Probation}, Vsn, Tarball) ->
-    case xrel_node_state:unpack(Root, Vsn, Tarball) of
-        ok ->
-            State = xrel_node_state:read(Root),
-            xrel_node_state:update(Root, #{current => Vsn, dir => Vsn, previous => Running,
-                                           previous_dir => maps:get(<<"dir">>, State, Running),
-                                           phase => probation, attempts => 0, failed => "", reason => "",
-                                           probation_until => erlang:system_time(second) + Probation}),
-            xrel_node_state:flip(Root, Vsn),
-            _ = file:delete(Tarball),
-            xrel_node_state:log(Root, switch, [{from, Running}, {to, Vsn}]),
-            spawn(fun() -> timer:sleep(500), init:stop() end),
-            {switching, Vsn};
-        {error, Reason} ->
-            _ = file:delete(Tarball),
-            xrel_node_state:log(Root, refused, [{version, Vsn}, {reason, io_lib:format("~p", [Reason])}]),
-            {error, Reason}
     end.
 
 %% a version on probation reports healthy once its health check passes, or fails at the deadline
 probation(C = #{root := Root}) ->
+    xrel_node_apply:settle(C),
     case on_probation(C) of
         false -> ok;
         true ->
             Until = binary_to_integer(maps:get(<<"probation_until">>, xrel_node_state:read(Root), <<"0">>)),
-            spawn_link(fun() -> await_health(C, Until) end)
-    end.
-
-await_health(C = #{root := Root, running := Vsn}, Until) ->
-    case health(C) of
-        ok ->
-            xrel_node_state:update(Root, #{phase => healthy, attempts => 0, failed => ""}),
-            xrel_node_state:log(Root, healthy, [{version, Vsn}]),
-            xrel_node_state:prune(Root);
-        {error, Why} ->
-            case erlang:system_time(second) >= Until of
-                false -> timer:sleep(?HEALTH_EVERY), await_health(C, Until);
-                true ->
-                    Reason = lists:flatten(io_lib:format("~p", [Why])),
-                    xrel_node_state:update(Root, #{failed => Reason}),
-                    xrel_node_state:log(Root, unhealthy, [{version, Vsn}, {reason, Reason}]),
-                    init:stop(1)
-            end
-    end.
-
-health(#{health_check := undefined}) -> ok;
-health(#{health_check := {M, F}}) ->
-    try M:F() of
-        ok -> ok;
-        true -> ok;
-        {ok, _} -> ok;
-        Other -> {error, {health_check_returned, Other}}
-    catch
-        Class:Reason -> {error, {health_check_raised, Class, Reason}}
+            spawn_link(fun() -> xrel_node_apply:await_health(C, Until, cold) end)
     end.

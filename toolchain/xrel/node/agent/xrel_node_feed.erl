@@ -1,15 +1,16 @@
 %% One check of the feed: learn the newest version, fetch that version's manifest and signature from
 %% its immutable location, verify both (key, trusted comment naming app and version), refuse an older
-%% version than the running one unless pinned, pick this node's target, check its glibc floor, and
-%% download and verify the tarball. Nothing on the node changes here but state/downloads/.
+%% version than the running one unless pinned, pick this node's target, check its glibc floor; then
+%% download and verify the file the agent chooses (the tarball, or an upgrade package) by the signed
+%% entry's size and sha256. Nothing on the node changes here but state/downloads/.
 -module(xrel_node_feed).
--export([check/1, glibc_version/0]).
+-export([check/1, download/3, glibc_version/0]).
 
 -define(MANIFEST, "xrel-manifest.json").
 
-%% check(Config) -> up_to_date | {update, #{version, tarball, entry}} | {error, Reason}
+%% check(Config) -> up_to_date | {update, #{version, entry}} | {error, Reason}
 check(Config) ->
-    try
+    guarded(fun() ->
         Vsn = wanted_version(Config),
         case newer(Vsn, Config) of
             false -> up_to_date;
@@ -17,8 +18,17 @@ check(Config) ->
                 Manifest = signed_manifest(Config, Vsn),
                 Entry = entry(Manifest, maps:get(target, Config)),
                 glibc_ok(Entry),
-                {update, #{version => Vsn, entry => Entry, tarball => tarball(Config, Vsn, Entry)}}
+                {update, #{version => Vsn, entry => Entry}}
         end
+    end).
+
+%% download(Config, Vsn, FileEntry) -> {ok, Path} | {error, Reason}: a file the signed manifest lists
+%% for Vsn (#{file, size, sha256}), in state/downloads/, resumed, checked
+download(Config, Vsn, FileEntry) ->
+    guarded(fun() -> {ok, tarball(Config, Vsn, FileEntry)} end).
+
+guarded(Fun) ->
+    try Fun()
     catch
         throw:{refused, Reason} -> {error, Reason};
         %% whatever the feed sends (a manifest of the wrong shape...) is refused, never a crash of the agent
