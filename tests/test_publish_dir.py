@@ -150,9 +150,9 @@ def test_cli_takes_the_destination_from_xrel_toml(tmp_path):
     assert json.loads(result.output)["path"] == str(tmp_path.resolve() / "public" / "1.2.3")
     result = CliRunner().invoke(main, ["publish", f"file://{tmp_path}/other", "--dist", str(tmp_path / "dist")])
     assert result.exit_code == 0 and "1.2.3 written" in result.output, result.output
-    make_dist(tmp_path / "dist", "1.3.0")
-    result = CliRunner().invoke(main, ["publish", "-C", str(tmp_path)])
-    assert result.exit_code == UsageError.exit_code and "--dist dist/<version>" in result.output
+    make_dist(tmp_path / "dist", "1.3.0")  # several versions under dist/: the newest is published
+    result = CliRunner().invoke(main, ["publish", "-C", str(tmp_path), "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["path"].endswith("/public/1.3.0"), result.output
 
 
 # -- a real nginx serving the output ---------------------------------------------------------------
@@ -257,3 +257,26 @@ def test_publish_takes_the_newest_version_under_dist(tmp_path):
         (tmp_path / "dist" / version).mkdir(parents=True)
         (tmp_path / "dist" / version / "xrel-manifest.json").write_text("{}")
     assert find_dist(tmp_path / "dist").name == "1.10.0"
+
+
+def test_hot_upgrade_packages_listed_in_the_manifest_are_published(tmp_path):
+    from test_dist import make_dist as make_real_dist
+
+    out = make_real_dist(tmp_path / "project")
+    package = out / "app-0.1.0-upgrade-from-0.0.9-otp27-aarch64-linux-gnu.tar.gz"
+    package.write_bytes(b"relup and changed apps")
+    sha = hashlib.sha256(package.read_bytes()).hexdigest()
+    manifest = json.loads((out / "xrel-manifest.json").read_text())
+    manifest["targets"][0]["upgrades"] = [{"from_version": "0.0.9", "file": package.name,
+                                           "size": package.stat().st_size, "sha256": sha}]
+    (out / "xrel-manifest.json").write_text(json.dumps(manifest))
+    sums = [line for line in (out / "SHA256SUMS").read_text().splitlines() if "xrel-manifest" not in line]
+    manifest_sha = hashlib.sha256((out / "xrel-manifest.json").read_bytes()).hexdigest()
+    (out / "SHA256SUMS").write_text("\n".join([*sums, f"{sha}  {package.name}", f"{manifest_sha}  xrel-manifest.json"])
+                                    + "\n")
+    assert package.name in load_dist(out).names
+    publish(out, f"dir:{tmp_path / 'www'}")
+    assert (tmp_path / "www" / "0.1.0" / package.name).read_bytes() == package.read_bytes()
+    package.unlink()
+    with pytest.raises(VerificationError, match="is missing"):
+        load_dist(out)

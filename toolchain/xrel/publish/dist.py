@@ -103,7 +103,8 @@ def load_dist(path: Path) -> Dist:
     if not path.is_dir():
         raise UsageError(f"{path} is not a directory", "pass the dist/<version> dir that xrel dist wrote")
     data = _read_manifest(path)
-    artifacts = [_artifact(entry, path) for entry in data["targets"]]
+    entries = [*data["targets"], *(u for t in data["targets"] if isinstance(t, dict) for u in t.get("upgrades") or [])]
+    artifacts = [_artifact(entry, path) for entry in entries]  # tarballs, then hot-upgrade packages
     if len({a.name for a in artifacts}) != len(artifacts):
         raise VerificationError(f"{path / MANIFEST} lists an artifact twice", FIX)
     for name in REQUIRED:

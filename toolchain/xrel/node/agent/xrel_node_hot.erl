@@ -83,6 +83,12 @@ resolve(State) -> State.
 %% with a code_change runs the NEW code_change on a copy of its state in a peer node first
 preflight(Root, Vsn) ->
     Info = upgrade_info(Root, Vsn),
+    case lists:member(<<"xrel_node">>, maps:get(<<"changed_apps">>, Info, [])) of
+        true -> {error, "the node agent itself changed: a restart installs it"};
+        false -> preflight_states(Root, Vsn, Info)
+    end.
+
+preflight_states(Root, Vsn, Info) ->
     Mods = [binary_to_atom(M) || [_App, M] <- maps:get(<<"modules_with_code_change">>, Info, [])],
     Procs = [{M, Pid} || M <- Mods, Pid <- processes_running(M)],
     case Procs of
