@@ -11,15 +11,17 @@
 %% update(Config, Vsn, ManifestEntry) -> {Result, Config1}
 %%   Result: {upgraded, Vsn} (hot, running it now) | {switching, Vsn} (cold) | {error, Reason}
 update(C = #{root := Root, running := Running}, Vsn, Entry) ->
-    case xrel_node_hot:package(Entry, Running) of
-        {ok, Upgrade} ->
+    case {xrel_node_hot:installed_old(Vsn), xrel_node_hot:package(Entry, Running)} of
+        {true, _} ->  % a pinned older version this root was hot-upgraded from: release_handler goes down
+            in_place(C, Vsn, fun() -> xrel_node_hot:down(Vsn) end, {upgraded, Vsn});
+        {false, {ok, Upgrade}} ->
             case hot(C, Vsn, Upgrade) of
                 {upgraded, _} = Done -> {Done, C#{running => Vsn}};
                 {error, Why} ->
                     xrel_node_state:log(Root, hot_refused, [{version, Vsn}, {reason, text(Why)}]),
                     {cold(C, Vsn, Entry), C}
             end;
-        none -> {cold(C, Vsn, Entry), C}
+        {false, none} -> {cold(C, Vsn, Entry), C}
     end.
 
 cold(C = #{root := Root}, Vsn, Entry) ->
@@ -50,27 +52,32 @@ switch(#{root := Root, running := Running, probation := Probation}, Vsn, Tarball
     end.
 
 %% in place: the state says so first, so a VM lost during the install comes back on the old version
-hot(C = #{root := Root, running := Running, probation := Probation}, Vsn, Upgrade) ->
+hot(C, Vsn, Upgrade) ->
     case xrel_node_feed:download(C, Vsn, Upgrade) of
         {error, Reason} -> {error, Reason};
         {ok, Package} ->
-            Before = xrel_node_state:read(Root),
-            Dir = maps:get(<<"dir">>, Before, list_to_binary(Running)),
-            xrel_node_state:update(Root, #{current => Vsn, dir => Dir, previous => Running, previous_dir => Dir,
-                                           phase => probation, attempts => 0, failed => "", reason => "",
-                                           hot_from => Running, probation_until => deadline(Probation)}),
-            xrel_node_state:log(Root, hot_upgrade, [{from, Running}, {to, Vsn}]),
-            Result = xrel_node_hot:install(Vsn, Package),
+            Result = in_place(C, Vsn, fun() -> xrel_node_hot:install(Vsn, Package) end, {upgraded, Vsn}),
             _ = file:delete(Package),
-            case Result of
-                ok ->
-                    Until = deadline(Probation),
-                    spawn(fun() -> await_health(C#{running => Vsn}, Until, {hot, Running}) end),
-                    {upgraded, Vsn};
-                {error, Why} ->
-                    xrel_node_state:write(Root, Before),
-                    {error, Why}
-            end
+            Result
+    end.
+
+%% in_place(Config, Vsn, Install, Done): the state says probation first, so a VM lost during the
+%% install comes back on the old version; Install() -> ok | {error, Why}
+in_place(C = #{root := Root, running := Running, probation := Probation}, Vsn, Install, Done) ->
+    Before = xrel_node_state:read(Root),
+    Dir = maps:get(<<"dir">>, Before, list_to_binary(Running)),
+    xrel_node_state:update(Root, #{current => Vsn, dir => Dir, previous => Running, previous_dir => Dir,
+                                   phase => probation, attempts => 0, failed => "", reason => "",
+                                   hot_from => Running, probation_until => deadline(Probation)}),
+    xrel_node_state:log(Root, hot_upgrade, [{from, Running}, {to, Vsn}]),
+    case Install() of
+        ok ->
+            Until = deadline(Probation),
+            spawn(fun() -> await_health(C#{running => Vsn}, Until, {hot, Running}) end),
+            Done;
+        {error, Why} ->
+            xrel_node_state:write(Root, Before),
+            {error, Why}
     end.
 
 %% await_health(Config, Until, cold | {hot, From}): healthy -> permanent; else back to the previous version

@@ -3,7 +3,7 @@
 %% has a code_change is pre-flighted in a peer node on a copy of its state, the relup is installed,
 %% runtime config (runtime.exs) is evaluated again, and only a healthy version is made permanent.
 -module(xrel_node_hot).
--export([package/2, install/2, keep/1, back/2, reapply_runtime_config/0, preflight/2]).
+-export([package/2, install/2, keep/1, back/2, down/1, installed_old/1, reapply_runtime_config/0, preflight/2]).
 
 -define(PEER_TIMEOUT, 120000).
 
@@ -54,6 +54,19 @@ ensure_releases(Root, Name, Running) ->
     end.
 
 keep(Vsn) -> release_handler:make_permanent(Vsn).
+
+%% installed_old(Vsn): this root was hot-upgraded from Vsn (release_handler still has it)
+installed_old(Vsn) ->
+    try lists:keymember(Vsn, 2, release_handler:which_releases(old))
+    catch _:_ -> false
+    end.
+
+%% down(OldVsn) -> ok | {error, Why}: the relup's down instructions back to an installed old release
+down(Old) ->
+    case release_handler:install_release(Old) of
+        {ok, _, _} -> reapply_runtime_config();
+        {error, Why} -> {error, {install_release, Why}}
+    end.
 
 %% back(OldVsn, NewVsn): the relup's down instructions, then the new release removed
 back(Old, New) ->
