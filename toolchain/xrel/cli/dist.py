@@ -17,13 +17,16 @@ from xrel.cli.app import command, emit_json
 @click.option("--locked", is_flag=True, help="Fail if xrel.lock would change (CI).")
 @click.option("--force", is_flag=True, help="Replace an existing dist/<version>/ with other content.")
 @click.option("--check", is_flag=True, help="Assemble every release again and require the same bytes.")
+@click.option("--upgrade-from", "upgrade_from", default=None, metavar="VERSION|PATH",
+              help="Hot-upgrade packages from this version or dist/tarball ('none': no packages; "
+                   "default: the version [publish] names latest).")
 @click.option("--json", "as_json", is_flag=True)
-def dist_cmd(project_dir, targets, otp, source, dist_dir, offline, locked, force, check, as_json) -> None:
-    """Build every target into dist/<version>/: tarballs, SHA256SUMS, xrel-manifest.json, signatures."""
+def dist_cmd(project_dir, targets, otp, source, dist_dir, offline, locked, force, check, upgrade_from, as_json) -> None:
+    """Build every target into dist/<version>/: tarballs, upgrade packages, SHA256SUMS, manifest, signatures."""
     from xrel.dist import make_dist
 
     result = make_dist(project_dir, targets, otp=otp, source=source, locked=locked, offline=offline,
-                       dist_dir=dist_dir, force=force, check=check)
+                       dist_dir=dist_dir, force=force, check=check, upgrade_from=upgrade_from)
     if as_json:
         emit_json(result.to_dict())
         return

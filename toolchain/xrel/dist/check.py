@@ -96,15 +96,15 @@ def mismatches(dist: Path, again: Path) -> list[str]:
     return found
 
 
-def rebuild_and_compare(build_args: dict, project: Path, staging: Path, epoch: int) -> None:
-    """Build again from nothing, put a dist together from it, and require `staging`'s bytes."""
+def rebuild_and_compare(build_args: dict, project: Path, staging: Path, epoch: int, upgrade_from=None) -> None:
+    """Build again from nothing, put a dist together from it (upgrade packages too), and require `staging`'s bytes."""
     from xrel.dist.make import write_dist
 
     scratch = staging.with_name(staging.name + "-check")
     shutil.rmtree(scratch, ignore_errors=True)
     try:
         again = rebuild(build_args, scratch, epoch)
-        write_dist(again, project, scratch / "dist", epoch)
+        write_dist(again, project, scratch / "dist", epoch, upgrade_from)
         found = mismatches(staging, scratch / "dist")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -63,15 +63,27 @@ def stage_tarball(result: TargetResult, release: str, version: str, staging: Pat
     return target_entry(result, name, staged.stat().st_size, sha256_file(staged))
 
 
-def write_dist(built: BuildResult, project: Path, staging: Path, epoch: int) -> dict:
-    """Tarballs, manifest and SHA256SUMS of `built` into `staging`; returns the manifest."""
+def write_dist(built: BuildResult, project: Path, staging: Path, epoch: int, upgrade_from=None,
+               notes: list[str] | None = None) -> dict:
+    """Tarballs, upgrade packages (from `upgrade_from`, an xrel.upgrade FromSource), manifest and SHA256SUMS
+    of `built` into `staging`; returns the manifest. Why a target has no package goes to `notes`."""
     staging.mkdir(parents=True)
     with progress.step("dist tarballs"), ThreadPoolExecutor(max_workers=max(1, len(built.targets))) as pool:
         entries = list(pool.map(lambda r: stage_tarball(r, built.release, built.version, staging, epoch),
                                 built.targets))
+    if upgrade_from is not None:
+        from xrel.dist.upgrades import target_upgrades
+
+        found = [] if notes is None else notes
+        with progress.step("upgrade packages"), ThreadPoolExecutor(max_workers=max(1, len(built.targets))) as pool:
+            upgrades = list(pool.map(lambda r: target_upgrades(r, built.release, upgrade_from, staging, epoch, found),
+                                     built.targets))
+        for entry, packages in zip(entries, upgrades):
+            entry["upgrades"] = packages
     manifest = build_manifest(built, project, entries, epoch)
     atomic_write(staging / MANIFEST, manifest_text(manifest), 0o644)
     sums = {e["file"]: e["sha256"] for e in entries}
+    sums.update({u["file"]: u["sha256"] for e in entries for u in e["upgrades"]})
     sums[MANIFEST] = sha256_file(staging / MANIFEST)
     atomic_write(staging / SUMS, sums_text(sums), 0o644)
     return manifest
@@ -114,11 +126,15 @@ def place(staging: Path, final: Path, force: bool) -> bool:
 
 def make_dist(project_dir: str | Path = ".", targets: str | Sequence[str] = (), *, otp: str | None = None,
               source: str | None = None, locked: bool = False, offline: bool = False,
-              dist_dir: str | Path | None = None, force: bool = False, check: bool = False) -> DistResult:
-    """Build the project's targets (default: xrel.toml's) into `<dist_dir>/<version>/` (default: dist/)."""
+              dist_dir: str | Path | None = None, force: bool = False, check: bool = False,
+              upgrade_from: str | None = None) -> DistResult:
+    """Build the project's targets (default: xrel.toml's) into `<dist_dir>/<version>/` (default: dist/), with
+    upgrade packages from `upgrade_from` (a version, a path, "none"; default: [publish]'s latest version)."""
     from xrel.release.build import build
+    from xrel.upgrade.source import check_spec, resolve
 
     started = time.monotonic()
+    check_spec(upgrade_from)
     project = Path(project_dir).resolve()
     key = signing_key()  # a broken key fails before anything builds
     epoch = assemble.source_date_epoch(project)
@@ -131,14 +147,16 @@ def make_dist(project_dir: str | Path = ".", targets: str | Sequence[str] = (), 
     staging = root / f".{built.version}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     notes = [] if key else ["not signed: XREL_SIGNING_KEY is not set (`xrel keygen` makes a key)"]
+    source = resolve(upgrade_from, project, root, built.version)
+    notes += source.notes if source else []
     try:
-        write_dist(built, project, staging, epoch)
+        write_dist(built, project, staging, epoch, source, notes)
         if key:
             sign_dist(staging, key, built.project, built.version)
         if check:
             from xrel.dist.check import rebuild_and_compare
 
-            rebuild_and_compare(build_args, project, staging, epoch)
+            rebuild_and_compare(build_args, project, staging, epoch, source)
         files = sorted(p.name for p in staging.iterdir())
         unchanged = place(staging, final, force)
     finally:

@@ -43,10 +43,15 @@ def fetched(url: str) -> Iterator[Path]:
             download(f"{base}/{name}", root / name)
             with contextlib.suppress(NotAvailableError):
                 download(f"{base}/{signature_name(name)}", root / signature_name(name))
-        for entry in read_manifest(root / MANIFEST).get("targets", []):
+        for entry in dist_files(read_manifest(root / MANIFEST)):
             name = safe_name(entry.get("file", ""), MANIFEST)
             download(f"{base}/{name}", root / name)
         yield root
+
+
+def dist_files(manifest: dict) -> list[dict]:
+    """Every file entry of a manifest ({file, size, sha256}): each target's tarball and upgrade packages."""
+    return [f for entry in manifest.get("targets", []) for f in [entry, *entry.get("upgrades", [])]]
 
 
 def check_signatures(root: Path, public_key: Path, app: str, version: str) -> None:
@@ -74,7 +79,7 @@ def check_sums(root: Path, manifest: dict) -> dict[str, str]:
             raise VerificationError(f"{name} (listed in {SUMS}) is missing", "download the whole dist")
         if sha256_file(root / name) != expected:
             raise VerificationError(f"{name}: sha256 does not match {SUMS}", "the file is damaged or was changed")
-    for entry in manifest.get("targets", []):
+    for entry in dist_files(manifest):
         name = safe_name(entry.get("file", ""), MANIFEST)
         if sums.get(name) != entry.get("sha256") or (root / name).stat().st_size != entry.get("size"):
             raise VerificationError(f"{name}: size or sha256 differ between {MANIFEST} and {SUMS}",
