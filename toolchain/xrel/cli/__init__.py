@@ -10,6 +10,7 @@ from xrel.cli.app import main
 
 # command (or command group) name -> the module that registers it
 COMMANDS = {
+    "appup": "xrel.cli.appup",
     "build": "xrel.cli.commands",
     "cache": "xrel.cli.runtime",
     "ci": "xrel.cli.ci",
