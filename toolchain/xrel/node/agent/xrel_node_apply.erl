@@ -39,7 +39,7 @@ switch(#{root := Root, running := Running, probation := Probation}, Vsn, Tarball
         ok ->
             State = xrel_node_state:read(Root),
             xrel_node_state:update(Root, #{current => Vsn, dir => Vsn, previous => Running,
-                                           previous_dir => maps:get(<<"dir">>, State, Running),
+                                           previous_dir => xrel_node_state:dir(State),
                                            phase => probation, attempts => 0, failed => "", reason => "",
                                            hot_from => "", probation_until => deadline(Probation)}),
             xrel_node_state:flip(Root, Vsn),
@@ -65,7 +65,7 @@ hot(C, Vsn, Upgrade) ->
 %% install comes back on the old version; Install() -> ok | {error, Why}
 in_place(C = #{root := Root, running := Running, probation := Probation}, Vsn, Install, Done) ->
     Before = xrel_node_state:read(Root),
-    Dir = maps:get(<<"dir">>, Before, list_to_binary(Running)),
+    Dir = xrel_node_state:dir(Before),
     xrel_node_state:update(Root, #{current => Vsn, dir => Dir, previous => Running, previous_dir => Dir,
                                    phase => probation, attempts => 0, failed => "", reason => "",
                                    hot_from => Running, probation_until => deadline(Probation)}),

@@ -2,7 +2,7 @@
 %% node.state (key=value lines, replaced atomically; keys this module does not know are kept) and
 %% node.log (one line per event), shared with bin/xrel-node.
 -module(xrel_node_state).
--export([read/1, write/2, update/2, log/3, flip/2, unpack/3, prune/1, path/2]).
+-export([read/1, write/2, update/2, log/3, flip/2, unpack/3, prune/1, path/2, dir/1]).
 
 path(Root, state) -> filename:join([Root, "state", "node.state"]);
 path(Root, log) -> filename:join([Root, "state", "node.log"]);
@@ -43,6 +43,13 @@ quote(V) ->
     case binary:match(V, [<<" ">>, <<"\"">>, <<"=">>]) of
         nomatch when V =/= <<>> -> V;
         _ -> [$", binary:replace(V, <<"\"">>, <<"'">>, [global]), $"]
+    end.
+
+%% dir(State): the versions/ dir the node runs from (an empty `dir` means `current`'s)
+dir(State) ->
+    case maps:get(<<"dir">>, State, <<>>) of
+        <<>> -> maps:get(<<"current">>, State, <<>>);
+        Dir -> Dir
     end.
 
 %% flip(Root, Dir): ROOT/current -> versions/Dir, atomically (a new symlink renamed over the old)
@@ -86,9 +93,10 @@ prune(Root) ->
                                                                  hd(N) =/= $.],
     ok.
 
-bin(V) when is_binary(V) -> V;
+%% state values and log fields are one line each
+bin(V) when is_binary(V) -> binary:replace(V, [<<"\r\n">>, <<"\n">>, <<"\r">>], <<" ">>, [global]);
 bin(V) when is_integer(V) -> integer_to_binary(V);
 bin(V) when is_atom(V) -> atom_to_binary(V);
-bin(V) -> unicode:characters_to_binary(V).
+bin(V) -> bin(unicode:characters_to_binary(V)).
 
 now_text() -> integer_to_binary(erlang:system_time(second)).
