@@ -22,7 +22,7 @@ from xrel.targets import host_target
 from xrel.zig import ccfilter
 from xrel.zig.ccconfig import CcConfig
 from xrel.zig.host_paths import HOST_ONLY_PREFIXES
-from xrel.zig.toolchain import ZigToolchain
+from xrel.zig.toolchain import ZigToolchain, zig_lib_dir
 
 HOST = "/usr/lib/erlang"
 T = "/xrel/rt"  # a target OTP root
@@ -348,7 +348,8 @@ def test_real_config_maps_host_multiarch_dirs_into_a_sysroot(tmp_path):
 
 
 def test_config_survives_its_json():
-    config = _config("macos", "aarch64", root=False)._replace(zig="/z/zig", cpu=None, extra=("-L/x",))
+    config = _config("macos", "aarch64", root=False)._replace(zig="/z/zig", cpu=None, extra=("-L/x",),
+                                                              prefix_maps=(("/c", "/xrel-cache"),))
     assert CcConfig.from_json(config.to_json()) == config
 
 
@@ -381,3 +382,50 @@ def test_compiles_map_the_build_trees_project_dir_to_dot():
     assert not any(a.startswith("-ffile-prefix-map") for a in ccfilter.command(config, ["-c", "a.c"])[0])
     one_step, _ = ccfilter.command(config, ["p.c", "-o", "p"], "/t/app")  # compile and link in one call
     assert "-ffile-prefix-map=/t/app=." in one_step
+
+
+def _maps(cmd: list[str]) -> list[str]:
+    return [a for a in cmd if a.startswith("-ffile-prefix-map=")]
+
+
+def test_compiles_map_the_machines_dirs_to_fixed_names(isolated_cache, tmp_path):
+    """Issue 13: xrel's cache (the runtime's headers, the build trees), zig's lib dir, the sysroot and
+    the OTP root become fixed names in every compile (C, C++, assembler), the build tree's project
+    dir last (clang applies the last map that matches); link-only calls get none."""
+    real_runtimes = tmp_path / "shared" / "runtimes"  # an area linked in, as `dist --check`'s scratch cache has it
+    real_runtimes.mkdir(parents=True)
+    isolated_cache.mkdir()
+    (isolated_cache / "runtimes").symlink_to(real_runtimes)
+    otp, sysroot = _fake_root(isolated_cache / "runtimes"), isolated_cache / "sysroots" / "s"
+    (sysroot / "usr/include/aarch64-linux-gnu").mkdir(parents=True)
+    tc = ZigToolchain("aarch64-linux-gnu", otp_root=otp, sysroot=sysroot)
+    lib = zig_lib_dir(tc.zig.path)
+    assert lib is not None and (lib / "std/std.zig").is_file()
+    project = f"{isolated_cache}/builds/k/root/home/u/app"
+    for mode, args in (("cc", ["-c", "a.c"]), ("c++", ["-c", "a.cpp"]), ("cc", ["-c", "start.S"]),
+                       ("cc", ["p.c", "-o", "p"])):
+        cmd, _ = ccfilter.command(tc.cc_config(mode), args, project)
+        maps = _maps(cmd)
+        assert {f"-ffile-prefix-map={isolated_cache}=/xrel-cache", f"-ffile-prefix-map={lib}=/zig-lib",
+                f"-ffile-prefix-map={real_runtimes}=/xrel-cache/runtimes", f"-ffile-prefix-map={otp}=/xrel-otp",
+                f"-ffile-prefix-map={real_runtimes / otp.name}=/xrel-otp",
+                f"-ffile-prefix-map={sysroot}=/xrel-sysroot"} <= set(maps), (mode, args)
+        assert maps[-1] == f"-ffile-prefix-map={project}=."
+        olds = [m.split("=")[1] for m in maps]
+        assert all(not olds[j].startswith(olds[i] + "/") for i in range(len(olds)) for j in range(i)), olds
+        assert cmd.index(maps[-1]) < cmd.index(args[0])  # the build system's own maps come after, and win
+    link, _ = ccfilter.command(tc.cc_config("cc"), ["a.o", "-shared", "-o", "a.so"], project)
+    assert _maps(link) == []
+
+
+def test_the_wrapper_script_passes_the_prefix_maps(tmp_path):
+    """As run by the cc wrapper (a plain script, XREL_SOURCE_PREFIX from the build), with echo as zig."""
+    config = CONFIGS["linux"]._replace(zig=shutil.which("echo") or "/bin/echo", target="aarch64-linux-gnu",
+                                       prefix_maps=(("/home/u/.cache/xrel", "/xrel-cache"), ("/z/lib", "/zig-lib")))
+    env = {"PATH": os.environ.get("PATH", ""), "XREL_SOURCE_PREFIX": "/home/u/.cache/xrel/builds/k/root/app"}
+    run = subprocess.run([sys.executable, "-S", "-E", ccfilter.__file__, config.to_json(), "-c", "a.c"],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    assert _maps(run.stdout.split()) == ["-ffile-prefix-map=/home/u/.cache/xrel=/xrel-cache",
+                                         "-ffile-prefix-map=/z/lib=/zig-lib",
+                                         "-ffile-prefix-map=/home/u/.cache/xrel/builds/k/root/app=."]

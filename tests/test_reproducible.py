@@ -95,9 +95,6 @@ def test_check_rebuilds_from_nothing_and_names_the_members_that_differ(tmp_path)
     assert "xrel-manifest.json" in refused.stderr and "SHA256SUMS" in refused.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="the NIF's DWARF names the xrel cache's runtime include dir "
-                   "(<cache>/runtimes/otp-.../erts-*/include): another cache dir gives other bytes; the zig "
-                   "wrapper maps only the build tree (-ffile-prefix-map), not the cache root")
 def test_check_of_a_nif_project(tmp_path):
     done = run_dist(project(tmp_path), "--check")
     assert done.returncode == 0, done.stderr

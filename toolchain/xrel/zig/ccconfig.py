@@ -29,6 +29,8 @@ class CcConfig(NamedTuple):
     drop_paths: tuple[str, ...] = ()  # host-only prefixes, dropped when no mapping matched
     extra: tuple[str, ...] = ()  # arguments after -target/-mcpu (sysroot search paths)
     drop_args: tuple[str, ...] = ()  # a package recipe's drop_flags (XREL_DROP_FLAGS)
+    # machine dir -> the fixed name compiled objects get for it (-ffile-prefix-map), most general first
+    prefix_maps: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(self._asdict(), sort_keys=True)
@@ -40,6 +42,7 @@ class CcConfig(NamedTuple):
                                  for host, targets in data.get("path_map", ()))
         for key in ("drop_paths", "extra", "drop_args"):
             data[key] = tuple(data.get(key, ()))
+        data["prefix_maps"] = tuple((old, new) for old, new in data.get("prefix_maps", ()))
         return cls(**data)
 
     def map_path(self, path: str) -> list[str] | None:

@@ -336,12 +336,31 @@ def filter_args(args: list[str], config: CcConfig) -> tuple[list[str], list[Note
 _SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".c++", ".C", ".m", ".mm", ".S", ".s")
 
 
-def source_prefix_map(args: list[str], prefix: str | None) -> list[str]:
-    """`-ffile-prefix-map=<build tree's project dir>=.` for compiles: debug info and __FILE__ then
-    name paths relative to the project, so the same sources built from another directory (or
-    another cache) give the same bytes. Not added to link-only calls (clang warns of an unused flag)."""
-    compiles = "-c" in args or any(a.endswith(_SOURCE_SUFFIXES) for a in args if not a.startswith("-"))
-    return [f"-ffile-prefix-map={prefix}=."] if prefix and compiles else []
+def _is_compile(args: list[str]) -> bool:
+    """Does this call compile (C, C++, assembler) rather than only link?"""
+    return "-c" in args or any(a.endswith(_SOURCE_SUFFIXES) for a in args if not a.startswith("-"))
+
+
+def _spellings(path: str) -> list[str]:
+    """A directory as given and, when a symlink is on its way, as resolved (make's $(CURDIR) is getcwd's)."""
+    real = os.path.realpath(path)
+    return [path] if real == path else [path, real]
+
+
+def prefix_map_flags(args: list[str], config: CcConfig, source_prefix: str | None) -> list[str]:
+    """`-ffile-prefix-map=OLD=NEW` for compiles, so no absolute path of the machine is left in an
+    object's debug info or __FILE__: config.prefix_maps (xrel's cache, zig's lib dir, the sysroot,
+    the target OTP root -> fixed names such as /xrel-cache), then the build tree's project dir -> "."
+    (`source_prefix`, XREL_SOURCE_PREFIX), which lies inside the cache. clang applies the last
+    matching map, so the most specific comes last (the build system's own maps, after these, win).
+    The same sources built in another cache, another directory or on another machine then give the
+    same bytes. Not added to link-only calls (clang warns of an unused flag)."""
+    if not _is_compile(args):
+        return []
+    pairs = list(config.prefix_maps)
+    if source_prefix:
+        pairs += [(spelling, ".") for spelling in _spellings(source_prefix)]
+    return [f"-ffile-prefix-map={old}={new}" for old, new in pairs if "=" not in old]
 
 
 def command(config: CcConfig, args: list[str], source_prefix: str | None = None) -> tuple[list[str], list[Note]]:
@@ -350,7 +369,7 @@ def command(config: CcConfig, args: list[str], source_prefix: str | None = None)
     cmd = [config.zig, "c++" if config.mode == "c++" else "cc", "-target", config.target]
     if config.cpu:
         cmd.append(f"-mcpu={config.cpu}")
-    return cmd + list(config.extra) + source_prefix_map(args, source_prefix) + filtered, notes
+    return cmd + list(config.extra) + prefix_map_flags(args, config, source_prefix) + filtered, notes
 
 
 def main(argv: list[str]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -22,6 +23,42 @@ from xrel.zig.otp_headers import OtpHeaders
 from xrel.zig.wrappers import cmake_toolchain, write_wrappers
 
 __all__ = ["HOST_ONLY_PREFIXES", "OtpHeaders", "ZigToolchain", "render_env", "zig_toolchain"]
+
+# The fixed names compiled objects get for the machine's directories (debug info, __FILE__):
+# the same sources give the same bytes from any cache dir, user or machine.
+CACHE_NAME = "/xrel-cache"
+ZIG_LIB_NAME = "/zig-lib"
+SYSROOT_NAME = "/xrel-sysroot"
+OTP_NAME = "/xrel-otp"
+
+
+def zig_lib_dir(zig: Path) -> Path | None:
+    """zig's lib dir (its libc and clang headers, compiler_rt's sources), found as zig finds it:
+    $ZIG_LIB_DIR, else lib/zig or lib beside its binary or a directory above."""
+    if os.environ.get("ZIG_LIB_DIR"):
+        return Path(os.environ["ZIG_LIB_DIR"])
+    for d in (zig.parent, *zig.parent.parents):
+        for lib in (d / "lib" / "zig", d / "lib"):
+            if (lib / "std" / "std.zig").is_file():
+                return lib
+    return None
+
+
+def machine_prefix_maps(zig: Path, otp_root: Path | None, sysroot: Path | None) -> tuple[tuple[str, str], ...]:
+    """Machine dir -> fixed name, for the wrapper's -ffile-prefix-map (CcConfig.prefix_maps): xrel's
+    cache (and the real dirs of areas linked into it, as `dist --check`'s scratch cache links them),
+    zig's lib dir, the sysroot and the target OTP root. Each as given and resolved; shortest first,
+    since clang applies the last map that matches."""
+    root = cache.cache_root()
+    dirs: list[tuple[Path, str]] = [(root, CACHE_NAME)]
+    dirs += [(root / a, f"{CACHE_NAME}/{a}") for a in cache.AREAS if (root / a).is_symlink()]
+    lib = zig_lib_dir(zig)
+    dirs += [(d, name) for d, name in ((lib, ZIG_LIB_NAME), (sysroot, SYSROOT_NAME), (otp_root, OTP_NAME)) if d]
+    pairs: dict[str, str] = {}
+    for d, name in dirs:
+        for spelling in (os.path.normpath(d), os.path.realpath(d)):
+            pairs.setdefault(spelling, name)
+    return tuple(sorted(pairs.items(), key=lambda pair: len(pair[0])))
 
 
 class ZigToolchain:
@@ -45,6 +82,7 @@ class ZigToolchain:
             path_map=host_path_map(self.target, self.otp, self.sysroot),
             drop_paths=HOST_ONLY_PREFIXES,
             extra=sysroot_flags(self.target, self.sysroot),
+            prefix_maps=machine_prefix_maps(self.zig.path, self.otp.root if self.otp else None, self.sysroot),
         )
 
     @property
