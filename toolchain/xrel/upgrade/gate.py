@@ -124,8 +124,8 @@ def config_sections(text: str) -> dict[str, str]:
                 start = i
         elif c in "]}":
             if depth == 2 and c == "}" and start is not None:
-                entry = "".join(text[start:i + 1].split())
-                sections[entry[1:].split(",", 1)[0].strip("'")] = entry
+                raw = text[start:i + 1]
+                sections[raw[1:].split(",", 1)[0].strip().strip("'")] = "".join(raw.split())
                 start = None
             depth -= 1
         i += 1
