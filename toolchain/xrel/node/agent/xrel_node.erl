@@ -39,7 +39,11 @@ handle_call(status, _From, C) -> {reply, {C, #{}}, C}.
 
 handle_cast(_Msg, C) -> {noreply, C}.
 
-handle_info(boot, C) ->
+handle_info(boot, C = #{root := Root}) ->
+    case xrel_node_hot:ensure_releases_at_boot() of
+        ok -> ok;
+        {error, Why} -> xrel_node_state:log(Root, no_releases_file, [{reason, io_lib:format("~0tp", [Why])}])
+    end,
     probation(C),
     erlang:send_after(?TRIGGER_EVERY, self(), trigger),
     schedule_poll(C),

@@ -37,6 +37,11 @@ switch(#{root := Root, running := Running, probation := Probation}, Vsn, Tarball
     _ = file:delete(Tarball),
     case Result of
         ok ->
+            %% release_handler reads RELEASES once at boot: the new version starts with one
+            case xrel_node_hot:write_releases(filename:join([Root, "versions", Vsn])) of
+                ok -> ok;
+                {error, Why} -> xrel_node_state:log(Root, no_releases_file, [{version, Vsn}, {reason, text(Why)}])
+            end,
             State = xrel_node_state:read(Root),
             xrel_node_state:update(Root, #{current => Vsn, dir => Vsn, previous => Running,
                                            previous_dir => xrel_node_state:dir(State),

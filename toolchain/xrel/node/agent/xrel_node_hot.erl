@@ -3,7 +3,8 @@
 %% has a code_change is pre-flighted in a peer node on a copy of its state, the relup is installed,
 %% runtime config (runtime.exs) is evaluated again, and only a healthy version is made permanent.
 -module(xrel_node_hot).
--export([package/2, install/2, keep/1, back/2, down/1, installed_old/1, reapply_runtime_config/0, preflight/2]).
+-export([package/2, install/2, keep/1, back/2, down/1, installed_old/1, reapply_runtime_config/0, preflight/2,
+         write_releases/1, ensure_releases_at_boot/0]).
 
 -define(PEER_TIMEOUT, 120000).
 
@@ -22,6 +23,7 @@ install(Vsn, Package) ->
     PkgName = Name ++ "-" ++ Vsn,
     try
         ensure_releases(Root, Name, Running),
+        same_apps(upgrade_info_of(Package, Vsn)),
         {ok, _} = file:copy(Package, filename:join([Root, "releases", PkgName ++ ".tar.gz"])),
         step(release_handler:unpack_release(PkgName), unpack),
         case preflight(Root, Vsn) of
@@ -40,17 +42,63 @@ install(Vsn, Package) ->
 step({ok, _}, _) -> ok;
 step({error, Why}, What) -> throw({hot, {What, Why}}).
 
-%% A mix release has no RELEASES file; without one init invents an entry without libraries
-ensure_releases(Root, Name, Running) ->
+%% A mix release has no RELEASES file; release_handler reads it once at its start, so it is written
+%% when a version is unpacked (write_releases/1) or at the agent's first boot (then release_handler
+%% restarts to read it); an entry made later would list no libraries and break a downgrade
+ensure_releases(Root, _Name, _Running) ->
+    case filelib:is_file(filename:join([Root, "releases", "RELEASES"])) of
+        true -> ok;
+        false -> throw({hot, no_RELEASES_file})
+    end.
+
+%% write_releases(ReleaseRoot) -> ok | {error, Why}: RELEASES naming the release unpacked there
+write_releases(Root) ->
     Rels = filename:join(Root, "releases"),
-    case filelib:is_file(filename:join(Rels, "RELEASES")) of
+    case file:read_file(filename:join(Rels, "start_erl.data")) of
+        {ok, Data} ->
+            [_Erts, Vsn] = string:lexemes(binary_to_list(string:trim(Data)), " "),
+            case filelib:wildcard(filename:join([Rels, Vsn, "*.rel"])) of
+                [RelFile] -> release_handler:create_RELEASES(Root, Rels, RelFile, []);
+                _ -> {error, {no_rel_file, Vsn}}
+            end;
+        {error, Why} -> {error, {start_erl_data, Why}}
+    end.
+
+%% at the agent's boot: a release installed without one gets RELEASES, and release_handler reads it
+ensure_releases_at_boot() ->
+    Root = code:root_dir(),
+    case filelib:is_file(filename:join([Root, "releases", "RELEASES"])) of
         true -> ok;
         false ->
-            RelFile = filename:join([Rels, Running, Name ++ ".rel"]),
-            case release_handler:create_RELEASES(Root, Rels, RelFile, []) of
-                ok -> ok;
-                {error, Why} -> throw({hot, {create_RELEASES, Why}})
+            case write_releases(Root) of
+                ok ->
+                    _ = supervisor:terminate_child(sasl_sup, release_handler),
+                    _ = supervisor:restart_child(sasl_sup, release_handler),
+                    ok;
+                Error -> Error
             end
+    end.
+
+%% the package was built against exactly the applications this node runs (else: the cold switch)
+same_apps(Info) ->
+    Running = maps:from_list([{atom_to_binary(A), list_to_binary(V)} || {A, _, V} <- application:loaded_applications()]),
+    Wrong = [{App, Want, maps:get(App, Running, none)}
+             || {App, Want} <- maps:to_list(maps:get(<<"from_apps">>, Info, #{})), maps:get(App, Running, none) =/= Want],
+    case Wrong of
+        [] -> ok;
+        _ -> throw({hot, {built_against_other_apps, Wrong}})
+    end.
+
+%% xrel-upgrade.json read from the package itself, before anything is unpacked
+upgrade_info_of(Package, Vsn) ->
+    Member = "releases/" ++ Vsn ++ "/xrel-upgrade.json",
+    case erl_tar:extract(Package, [compressed, memory, {files, [Member]}]) of
+        {ok, [{_, Text}]} ->
+            case xrel_node_json:decode(Text) of
+                {ok, Info} when is_map(Info) -> Info;
+                _ -> throw({hot, malformed_upgrade_info})
+            end;
+        _ -> throw({hot, no_upgrade_info})
     end.
 
 keep(Vsn) -> release_handler:make_permanent(Vsn).
