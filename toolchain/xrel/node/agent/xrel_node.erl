@@ -5,7 +5,7 @@
 %% the supervisor (systemd or `bin/xrel-node run`) starts the new one.
 -module(xrel_node).
 -behaviour(gen_server).
--export([start_link/0, check_now/0, status/0]).
+-export([start_link/0, check_now/0, pin/1, status/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(TRIGGER_EVERY, 2000).
@@ -14,6 +14,11 @@ start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
 %% check the feed now: up_to_date | {upgraded, Vsn} (hot) | {switching, Vsn} (cold) | {error, Reason} | {idle, Why}
 check_now() -> gen_server:call(?MODULE, check_now, infinity).
+
+%% pin(Vsn | none): run Vsn (even an older one: in place when this root was hot-upgraded from it),
+%% or follow the feed again; then check now
+pin(none) -> gen_server:call(?MODULE, {pin, undefined}, infinity);
+pin(Vsn) -> gen_server:call(?MODULE, {pin, unicode:characters_to_list(Vsn)}, infinity).
 
 status() -> gen_server:call(?MODULE, status).
 
@@ -33,7 +38,8 @@ init([]) ->
 handle_call(check_now, _From, C = #{idle := false}) ->
     {Result, C1} = run_check(C),
     {reply, Result, C1};
-handle_call(check_now, _From, C = #{idle := Why}) -> {reply, {idle, Why}, C};
+handle_call({pin, Vsn}, From, C = #{idle := false}) -> handle_call(check_now, From, C#{pin => Vsn});
+handle_call(_Check, _From, C = #{idle := Why}) when Why =/= false -> {reply, {idle, Why}, C};
 handle_call(status, _From, C = #{root := Root}) when is_list(Root) -> {reply, {C, xrel_node_state:read(Root)}, C};
 handle_call(status, _From, C) -> {reply, {C, #{}}, C}.
 

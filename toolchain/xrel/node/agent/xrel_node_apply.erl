@@ -12,11 +12,19 @@
 %%   Result: {upgraded, Vsn} (hot, running it now) | {switching, Vsn} (cold) | {error, Reason}
 update(C = #{root := Root, running := Running}, Vsn, Entry) ->
     case {xrel_node_hot:installed_old(Vsn), xrel_node_hot:package(Entry, Running)} of
-        {true, _} ->  % a pinned older version this root was hot-upgraded from: release_handler goes down
-            in_place(C, Vsn, fun() -> xrel_node_hot:down(Vsn) end, {upgraded, Vsn});
+        {true, _} ->  % unpacked in this root before (e.g. a pinned older version): release_handler goes there
+            case in_place(C, Vsn, fun() -> xrel_node_hot:reinstall(Vsn) end, {upgraded, Vsn}) of
+                {upgraded, _} = Done -> {Done, C#{running => Vsn}};
+                Error -> {Error, C}
+            end;
         {false, {ok, Upgrade}} ->
             case hot(C, Vsn, Upgrade) of
                 {upgraded, _} = Done -> {Done, C#{running => Vsn}};
+                {error, {code_change_would_fail, _, _} = Why} ->  % a restart would lose the state it keeps
+                    Reason = Vsn ++ " refused: " ++ text(Why),
+                    xrel_node_state:update(Root, #{rejected => Vsn, reason => Reason}),
+                    xrel_node_state:log(Root, refused, [{version, Vsn}, {reason, Reason}]),
+                    {{error, Why}, C};
                 {error, Why} ->
                     xrel_node_state:log(Root, hot_refused, [{version, Vsn}, {reason, text(Why)}]),
                     {cold(C, Vsn, Entry), C}

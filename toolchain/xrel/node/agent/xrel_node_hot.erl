@@ -3,7 +3,7 @@
 %% has a code_change is pre-flighted in a peer node on a copy of its state, the relup is installed,
 %% runtime config (runtime.exs) is evaluated again, and only a healthy version is made permanent.
 -module(xrel_node_hot).
--export([package/2, install/2, keep/1, back/2, down/1, installed_old/1, reapply_runtime_config/0, preflight/2,
+-export([package/2, install/2, keep/1, back/2, reinstall/1, installed_old/1, reapply_runtime_config/0, preflight/2,
          write_releases/1, ensure_releases_at_boot/0]).
 
 -define(PEER_TIMEOUT, 120000).
@@ -109,8 +109,9 @@ installed_old(Vsn) ->
     catch _:_ -> false
     end.
 
-%% down(OldVsn) -> ok | {error, Why}: the relup's down instructions back to an installed old release
-down(Old) ->
+%% reinstall(Vsn) -> ok | {error, Why}: a release unpacked here before, through the relups (down to an
+%% older one, or up again to one a downgrade left)
+reinstall(Old) ->
     case release_handler:install_release(Old) of
         {ok, _, _} -> reapply_runtime_config();
         {error, Why} -> {error, {install_release, Why}}
