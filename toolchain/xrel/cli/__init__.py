@@ -12,6 +12,7 @@ from xrel.cli.app import main
 COMMANDS = {
     "appup": "xrel.cli.appup",
     "build": "xrel.cli.commands",
+    "build-erts": "xrel.cli.build_erts",
     "cache": "xrel.cli.runtime",
     "ci": "xrel.cli.ci",
     "dist": "xrel.cli.dist",

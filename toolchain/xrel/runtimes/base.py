@@ -76,6 +76,7 @@ REGISTRY = {
     "local": "xrel.runtimes.local",
     "path": "xrel.runtimes.local",  # `--source path:/x` (an OTP root or an archive of one)
     "url": "xrel.runtimes.local",
+    "build": "xrel.otpbuild.source",  # built here from source with zig (xrel build-erts)
 }
 
 

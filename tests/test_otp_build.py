@@ -1,0 +1,224 @@
+"""`xrel build-erts` / `--source build` without building: the recipe, the compiler wrappers, the
+phases' stamps and resumption, the source's offers and its one-line refusals (fast)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xrel.errors import BuildError, NotAvailableError, UsageError, VerificationError
+from xrel.otpbuild import debsrc, depend, phases, recipe, source
+from xrel.otpbuild.tools import write_tools
+from xrel.targets import Target
+
+MUSL = Target.parse("x86_64-linux-musl")
+
+
+def _pkg(package: str, version: str, sha: str = "a" * 64) -> debsrc.SourcePackage:
+    base = debsrc.apt.debian_version_to_upstream(version)
+    return debsrc.SourcePackage(package, version, debsrc.SourceFile(f"{package}_{version}.dsc", f"http://m/{package}.dsc",
+                                                                    "d" * 64),
+                                debsrc.SourceFile(f"{package}_{base}.orig.tar.xz", f"http://m/{package}_{base}.orig",
+                                                  sha))
+
+
+# -- the recipe ------------------------------------------------------------------------------------
+
+def test_recipe_resolves_per_target_flags():
+    musl, glibc = recipe.for_target(MUSL), recipe.for_target(Target.parse("aarch64-linux-gnu.2.28"))
+    assert "-dynamic" in musl.ldflags and "-dynamic" not in glibc.ldflags  # a static beam loads no NIFs
+    assert musl.openssl_target == "linux-x86_64" and glibc.openssl_target == "linux-aarch64"
+    assert glibc.zig_triple == "aarch64-linux-gnu.2.28" and glibc.target == "aarch64-linux-gnu.2.28"
+    assert "--disable-dynamic-ssl-lib" in musl.configure
+    assert any(p.endswith("jquery-latest.js") for p in musl.dfsg_dropped)
+    assert musl.key != glibc.key and len(musl.key) == 12
+    assert musl.flags()["ldflags"] == list(musl.ldflags)
+
+
+@pytest.mark.parametrize("name", ["x86_64-macos", "x86_64-windows"])
+def test_a_target_the_recipe_cannot_build_is_one_line(name):
+    with pytest.raises(UsageError) as err:
+        recipe.for_target(Target.parse(name))
+    assert "cannot build OTP for" in str(err.value) and "\n" not in str(err.value)
+
+
+# -- the compiler wrappers --------------------------------------------------------------------------
+
+@pytest.fixture
+def fake_zig(tmp_path) -> Path:
+    """A `zig` that logs each call's arguments, one call per line."""
+    zig = tmp_path / "zig"
+    zig.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/calls\necho "dep:$#"\n')
+    zig.chmod(0o755)
+    return zig
+
+
+def test_wrapper_adds_target_and_recipe_flags(tmp_path, fake_zig):
+    tools = write_tools(tmp_path / "tools", str(fake_zig), recipe.for_target(MUSL))
+    subprocess.run([tools["cc"], "-c", "a.c", "-o", "a.o"], check=True, capture_output=True)
+    assert (tmp_path / "calls").read_text() == "cc -target x86_64-linux-musl -fno-sanitize=undefined -c a.c -o a.o\n"
+
+
+def test_wrapper_writes_an_empty_precompiled_header(tmp_path, fake_zig):
+    tools = write_tools(tmp_path / "tools", str(fake_zig), recipe.for_target(MUSL))
+    gch = tmp_path / "asmjit.hpp.gch"
+    subprocess.run([tools["c++"], "-x", "c++-header", "asmjit.hpp", "-o", str(gch)], check=True)
+    assert gch.read_bytes() == b"" and not (tmp_path / "calls").exists()
+
+
+def test_wrapper_runs_a_dependency_call_once_per_source(tmp_path, fake_zig):
+    tools = write_tools(tmp_path / "tools", str(fake_zig), recipe.for_target(MUSL))
+    out = subprocess.run([tools["cc"], "-MM", "-I", "inc.c", "-DX", "a.c", "b.cpp"], check=True,
+                         capture_output=True, text=True)
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert [c.split()[-1] for c in calls] == ["a.c", "b.cpp"] and all("-I inc.c" in c for c in calls)
+    assert out.stdout.count("dep:") == 2
+
+
+def test_depend_splits_sources_from_option_values():
+    assert depend.split_sources(["-o", "x.c", "-MF", "d.c", "a.c", "-Wall", "b.S"]) == \
+        (["-o", "x.c", "-MF", "d.c", "-Wall"], ["a.c", "b.S"])
+
+
+# -- phases: stamps, resumption, crypto -------------------------------------------------------------
+
+def _inputs() -> phases.BuildInputs:
+    return phases.BuildInputs(recipe.for_target(MUSL), _pkg("erlang", "1:25.2.3+dfsg-1"),
+                              _pkg("openssl", "3.0.22-1"), "zig", 2)
+
+
+def test_a_killed_build_resumes_after_the_last_finished_phase(tmp_path, monkeypatch):
+    ran: list[str] = []
+
+    def phase(name):
+        def run(self):
+            ran.append(name)
+            if name == "make" and ran.count("make") == 1:
+                raise KeyboardInterrupt  # killed in the middle of make
+        return run
+
+    for name in phases.PHASES:
+        monkeypatch.setattr(phases.Build, f"_{name}", phase(name))
+    build = phases.Build(_inputs(), tmp_path / "work")
+    with pytest.raises(KeyboardInterrupt):
+        build.run()
+    assert ran == ["sources", "openssl", "configure", "make"]
+    assert [p for p in phases.PHASES if build.done(p)] == ["sources", "openssl", "configure"]
+    assert build.run() == tmp_path / "work" / "release"
+    assert ran[4:] == ["make", "release"] and set(build.seconds()) == set(phases.PHASES)
+
+
+def test_configure_that_skipped_crypto_fails_in_one_line(tmp_path, monkeypatch):
+    build = phases.Build(_inputs(), tmp_path / "work")
+    skip = build.otp_src / "lib" / "crypto" / "SKIP"
+    skip.parent.mkdir(parents=True)
+    skip.write_text("No usable OpenSSL found\n")
+    monkeypatch.setattr(phases.Build, "_sh", lambda *a, **k: None)
+    monkeypatch.setattr(phases.Build, "_tools", lambda self: {k: k for k in ("cc", "c++", "ar", "ranlib")})
+    build.stamps.mkdir(parents=True)
+    with pytest.raises(NotAvailableError) as err:
+        build._configure()
+    assert "configure left crypto out (No usable OpenSSL found)" in str(err.value) and "\n" not in str(err.value)
+    assert not build.done("configure")
+
+
+def test_a_failing_command_names_its_phase_and_log(tmp_path):
+    build = phases.Build(_inputs(), tmp_path / "work")
+    build.logs.mkdir(parents=True)
+    with pytest.raises(BuildError) as err:
+        build._sh("make", ["sh", "-c", "echo compiling; echo 'erl_nif.c:1: error: boom'; exit 2"], tmp_path)
+    assert "make failed (exit 2): erl_nif.c:1: error: boom" in err.value.message
+    assert str(build.logs / "make.log") in err.value.hint
+
+
+def test_otp_env_sets_the_three_ded_variables_together(tmp_path, monkeypatch):
+    monkeypatch.setattr(phases.Build, "_tools", lambda self: {k: f"/t/{k}" for k in ("cc", "c++", "ar", "ranlib")})
+    env = phases.Build(_inputs(), tmp_path).otp_env()
+    assert env["DED_LD"] == env["CC"] == env["LD"] == "/t/cc"
+    assert env["DED_LDFLAGS"] == "-shared -Wl,-Bsymbolic -s" and env["DED_LD_FLAG_RUNTIME_LIBRARY_PATH"] == "-Wl,-R"
+    assert env["LDFLAGS"] == "-s -dynamic" and env["erl_xcomp_sysroot"] == str(tmp_path / "sysroot")
+
+
+# -- the source: offers and refusals ------------------------------------------------------------------
+
+class FakeRepo:
+    def __init__(self, versions: dict[str, list[str]]):
+        self._versions = versions
+
+    def versions(self, package):
+        return self._versions.get(package, [])
+
+    def resolve(self, package, version):
+        return _pkg(package, version)
+
+
+@pytest.fixture
+def repo(monkeypatch):
+    fake = FakeRepo({"erlang": ["1:27.3.4.1+dfsg-1+deb13u4", "1:25.2.3+dfsg-1+deb12u4", "1:25.2.3+dfsg-1+deb12u1"],
+                     "openssl": ["3.5.9-1~deb13u1", "3.0.22-1~deb12u2", "3.0.20-1~deb12u2"]})
+    monkeypatch.setattr(source, "_repo", lambda offline: fake)
+    return fake
+
+
+def test_offers_every_debian_otp_with_the_newest_openssl_of_the_series(repo):
+    from xrel.runtimes.base import FetchOptions
+
+    offers = source.SOURCE.offers(MUSL, FetchOptions(request=(25,)))
+    chosen = next(o for o in offers if o.url)
+    assert [o.version for o in offers] == ["27.3.4.1", "25.2.3"] and chosen.version == "25.2.3"
+    assert chosen.details["otp"].version == "1:25.2.3+dfsg-1+deb12u4"
+    assert chosen.details["openssl"].version == "3.0.22-1~deb12u2"
+    assert chosen.url.endswith("erlang_25.2.3.orig") and len(chosen.details["variant"]) == 12
+
+
+def test_an_otp_version_no_source_has_names_what_exists(repo, isolated_cache):
+    from xrel.runtimes import fetch_runtime
+
+    with pytest.raises(NotAvailableError) as err:
+        fetch_runtime(MUSL, otp="24", source="build")
+    assert "build has 27.3.4.1, 25.2.3" in str(err.value) and "\n" not in str(err.value)
+    assert not any((isolated_cache / "runtimes").glob("*"))
+
+
+def test_a_missing_openssl_series_is_one_line(repo, monkeypatch):
+    from xrel.runtimes.base import FetchOptions
+
+    repo._versions["openssl"] = ["3.5.9-1~deb13u1"]
+    with pytest.raises(NotAvailableError) as err:
+        source.SOURCE.offers(MUSL, FetchOptions(request=(25,)))
+    assert "no Debian openssl source of the 3.0 series" in str(err.value) and "3.5.9" in str(err.value)
+
+
+def test_a_host_erl_of_another_major_is_refused_before_anything_is_built(monkeypatch):
+    monkeypatch.setattr(source, "_host_major", lambda: 25)
+    with pytest.raises(NotAvailableError) as err:
+        source.check_host_erl("27.3.4.1")
+    assert str(err.value).startswith("building OTP 27.3.4.1 needs a host erl of OTP 27 on PATH (it has OTP 25)")
+    source.check_host_erl("25.2.3")
+
+
+def test_a_build_without_the_crypto_nif_is_refused(tmp_path):
+    with pytest.raises(BuildError, match="has no crypto NIF"):
+        source.require_crypto(tmp_path, MUSL)
+
+
+def test_a_dsc_naming_another_orig_hash_is_refused(tmp_path, monkeypatch):
+    pkg = _pkg("erlang", "1:25.2.3+dfsg-1", sha="b" * 64)
+    dsc = tmp_path / "x.dsc"
+    dsc.write_text(f"Source: erlang\nChecksums-Sha256:\n {'c' * 64} 10 {pkg.orig.name}\n")
+    monkeypatch.setattr(debsrc, "fetch_verified", lambda url, sha, name: dsc)
+    with pytest.raises(VerificationError, match="does not name"):
+        debsrc.fetch(pkg)
+
+
+def test_cli_lists_build_erts_and_refuses_a_target_it_cannot_build(isolated_cache):
+    env = {**os.environ, "XREL_CACHE_DIR": str(isolated_cache)}
+    out = subprocess.run([sys.executable, "-m", "xrel", "build-erts", "x86_64-windows", "--otp", "25"],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "cannot build OTP for x86_64-windows" in out.stderr
+    assert not any((isolated_cache / "runtimes").glob("*"))

@@ -1,0 +1,27 @@
+"""`xrel build-erts`: build an OTP runtime for a target from source with zig (registered in cli/__init__.py)."""
+
+from __future__ import annotations
+
+import click
+
+from xrel.cli.app import command, emit_json
+
+
+@command("build-erts")
+@click.argument("target")
+@click.option("--otp", required=True, help="OTP version to build: 25, 25.2 or 25.2.3 (`xrel otp-versions TARGET "
+                                           "--source build` lists them).")
+@click.option("--force", is_flag=True, help="Build again even when a built runtime is cached.")
+@click.option("--offline", is_flag=True, help="Use only cached indexes and sources.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runtime's metadata as JSON.")
+def build_erts(target: str, otp: str, force: bool, offline: bool, as_json: bool) -> None:
+    """Build OTP for TARGET from Debian's source packages with zig (a static OpenSSL; ~8 min per
+    target on 2 cores), cache it like a fetched runtime, print its root. An interrupted build
+    resumes after its last finished phase; `--source build` uses the result."""
+    from xrel.runtimes import fetch_runtime
+
+    runtime = fetch_runtime(target, otp=otp, source="build", offline=offline, force=force)
+    if as_json:
+        emit_json({**runtime.to_dict(), "build": runtime.meta.get("build")})
+    else:
+        click.echo(runtime.root)

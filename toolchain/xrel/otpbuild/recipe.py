@@ -1,0 +1,107 @@
+"""recipes/otp_build.toml, typed; and what one target's build is given (flags, triples, key)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from xrel import recipes
+from xrel.errors import UsageError
+from xrel.recipe_schema import build
+from xrel.targets import Target
+
+RECIPE = "otp_build"
+
+
+@dataclass(frozen=True)
+class SourcesSettings:
+    suites: tuple[str, ...]
+    otp_package: str
+    openssl_package: str
+    openssl_series: str
+
+
+@dataclass(frozen=True)
+class OpensslSettings:
+    options: tuple[str, ...]
+    make_targets: tuple[str, ...]
+    configure_targets: dict[str, str]
+
+
+@dataclass(frozen=True)
+class OtpSettings:
+    configure: tuple[str, ...]
+    dfsg_dropped: tuple[str, ...]
+    cflags: tuple[str, ...]
+    ldflags: tuple[str, ...]
+    ded_ldflags: tuple[str, ...]
+    ded_runtime_library_path: str
+
+
+@dataclass(frozen=True)
+class LibcSettings:
+    ldflags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OtpBuildRecipe:
+    sources: SourcesSettings
+    openssl: OpensslSettings
+    otp: OtpSettings
+    libc: dict[str, LibcSettings] = field(default_factory=dict)
+
+
+@functools.cache
+def load() -> OtpBuildRecipe:
+    """The typed recipe (an unknown key or a wrong type is a one-line error naming it)."""
+    path = str(recipes.recipes_dir() / f"{RECIPE}.toml")
+    return build(OtpBuildRecipe, recipes.load(RECIPE), path)
+
+
+@dataclass(frozen=True)
+class TargetBuild:
+    """Everything one target's build is given: the recipe's values resolved for it."""
+
+    target: str  # the target id (with a glibc floor, if any)
+    zig_triple: str
+    host_triple: str  # configure's --host
+    openssl_target: str
+    openssl_options: tuple[str, ...]
+    openssl_make: tuple[str, ...]
+    configure: tuple[str, ...]
+    dfsg_dropped: tuple[str, ...]
+    cflags: tuple[str, ...]
+    ldflags: tuple[str, ...]
+    ded_ldflags: tuple[str, ...]
+    ded_runtime_library_path: str
+
+    def flags(self) -> dict:
+        """The build flags, as xrel-runtime.json records them."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+    @property
+    def key(self) -> str:
+        """A hash of the flags: part of the cache entry's and the work dir's name."""
+        return hashlib.sha256(json.dumps(self.flags(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def for_target(target: Target) -> TargetBuild:
+    """The recipe resolved for `target`; a target it cannot build is a one-line UsageError."""
+    r = load()
+    if target.os != "linux" or target.libc not in r.libc:
+        raise UsageError(f"xrel cannot build OTP for {target.id} (only Linux targets: "
+                         f"{', '.join(sorted(r.libc))})", "use another --source for it")
+    arch = target.arch
+    if arch not in r.openssl.configure_targets:
+        raise UsageError(f"xrel cannot build OTP for {target.id}: recipes/{RECIPE}.toml has no OpenSSL "
+                         f"target for {arch}", f"add {arch} to [openssl] configure_targets")
+    host = target.rebar or f"{arch}-linux-{target.abi}"
+    return TargetBuild(
+        target=target.id, zig_triple=target.zig_triple, host_triple=host,
+        openssl_target=r.openssl.configure_targets[arch], openssl_options=r.openssl.options,
+        openssl_make=r.openssl.make_targets, configure=r.otp.configure, dfsg_dropped=r.otp.dfsg_dropped,
+        cflags=r.otp.cflags, ldflags=r.otp.ldflags + r.libc[target.libc].ldflags,
+        ded_ldflags=r.otp.ded_ldflags, ded_runtime_library_path=r.otp.ded_runtime_library_path,
+    )

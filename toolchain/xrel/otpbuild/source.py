@@ -1,0 +1,142 @@
+"""`--source build`: OTP runtimes built here from Debian's source packages with zig.
+
+Offers every OTP version in the recipe's Debian source suites; installing one runs the phased
+build (phases.py) in a work dir under the cache's builds/ area, keyed like the runtime entry
+(version, target, a hash of the flags and the source tarballs), then installs `make release`'s
+tree as `Install -minimal` would. Runtimes record the source tarballs' sha256s and the flags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from xrel.errors import BuildError, NotAvailableError
+from xrel.otpbuild import debsrc, recipe
+from xrel.otpbuild.phases import Build, BuildInputs
+from xrel.runtimes import versions
+from xrel.runtimes.base import FetchOptions, Offer
+from xrel.storage import cache
+from xrel.targets import Target
+from xrel.versions import release, version_key
+
+FLAGS_ENTRY = "build-flags.json"  # the flags' sha256, recorded with the tarballs' (a lock pins them)
+
+
+def _repo(offline: bool) -> debsrc.SourcesRepo:
+    repo = debsrc.SourcesRepo(recipe.load().sources.suites)
+    repo.update(offline=offline)
+    return repo
+
+
+def newest_openssl(repo: debsrc.SourcesRepo) -> debsrc.SourcePackage:
+    """The newest upload of the recipe's OpenSSL series; a one-line error naming what exists."""
+    settings = recipe.load().sources
+    found = repo.versions(settings.openssl_package)
+    series = [v for v in found if debsrc.apt.debian_version_to_upstream(v).startswith(settings.openssl_series + ".")]
+    if not series:
+        have = ", ".join(sorted({debsrc.apt.debian_version_to_upstream(v) for v in found}, key=version_key)) or "none"
+        raise NotAvailableError(f"no Debian {settings.openssl_package} source of the {settings.openssl_series} series "
+                                f"in {', '.join(settings.suites)} (there: {have})",
+                                f"set [sources] openssl_series in recipes/{recipe.RECIPE}.toml to one of those")
+    return repo.resolve(settings.openssl_package, series[0])
+
+
+def otp_uploads(repo: debsrc.SourcesRepo) -> dict[str, str]:
+    """Upstream OTP version -> its highest Debian version."""
+    out: dict[str, str] = {}
+    for version in repo.versions(recipe.load().sources.otp_package):  # highest first
+        out.setdefault(debsrc.apt.debian_version_to_upstream(version), version)
+    return out
+
+
+def variant(build: recipe.TargetBuild, otp: debsrc.SourcePackage, openssl: debsrc.SourcePackage) -> str:
+    """What tells builds of one version apart: the flags and both source tarballs."""
+    key = json.dumps([build.flags(), otp.orig.sha256, openssl.orig.sha256])
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def _host_major() -> int | None:
+    from xrel.host import host_otp_major
+
+    try:
+        return host_otp_major()
+    except Exception:  # no erl at all: said by check_host_erl
+        return None
+
+
+def check_host_erl(version: str) -> None:
+    """OTP's cross build needs a host erl of the same major (else a bootstrap build xrel does not do)."""
+    major, host = release(version)[0], _host_major()
+    if host != major:
+        have = f"OTP {host}" if host else "none"
+        raise NotAvailableError(f"building OTP {version} needs a host erl of OTP {major} on PATH (it has {have})",
+                                f"put an OTP {major} erl first on PATH, or build OTP {host or major}")
+
+
+class BuildSource:
+    name = "build"
+
+    def offers(self, target: Target, options: FetchOptions) -> list[Offer]:
+        build = recipe.for_target(target)  # a target the recipe cannot build: one line, before any download
+        repo = _repo(options.offline)
+        uploads = otp_uploads(repo)
+        wanted = [v for v in uploads if options.request is None or versions.matches(options.request, v)]
+        openssl = newest_openssl(repo) if wanted else None
+        offers = [Offer(self.name, target.name, v, note=f"Debian {uploads[v]}") for v in uploads if v not in wanted]
+        for upstream in wanted:
+            debian_version = uploads[upstream]
+            otp = repo.resolve(recipe.load().sources.otp_package, debian_version)
+            offers.append(Offer(
+                source=self.name, target=target.name, version=upstream, url=otp.orig.url, sha256=otp.orig.sha256,
+                note=f"built here with zig from Debian's {debian_version} source and OpenSSL {openssl.upstream} "
+                     "(~8 min on 2 cores)",
+                details={"otp": otp, "openssl": openssl, "build": build,
+                         "variant": variant(build, otp, openssl)},
+            ))
+        return sorted(offers, key=lambda o: version_key(o.version), reverse=True)
+
+    def install(self, offer: Offer, target: Target, dest: Path, options: FetchOptions) -> dict:
+        from xrel.zig.locate import find_zig
+
+        check_host_erl(offer.version)
+        d = offer.details
+        inputs = BuildInputs(build=d["build"], otp=d["otp"], openssl=d["openssl"], zig=str(find_zig().path),
+                             jobs=os.cpu_count() or 1)
+        work = cache.area("builds") / f"otp-{offer.version}-{target.id}-{d['variant']}"
+        job = Build(inputs, work)
+        shutil.copytree(job.run(), dest, symlinks=True, dirs_exist_ok=True)
+        from xrel.runtimes.otp_install import install_minimal
+
+        install_minimal(dest)
+        require_crypto(dest, target)
+        provenance = _provenance(inputs, job)
+        cache.remove(work)
+        return provenance
+
+
+def require_crypto(root: Path, target: Target) -> None:
+    """The crypto NIF must be in the root (configure may have skipped it silently)."""
+    if not list(root.glob("lib/crypto-*/priv/lib/crypto.so")):
+        raise BuildError(f"the OTP built for {target.id} has no crypto NIF (lib/crypto-*/priv/lib/crypto.so)",
+                         "check the OpenSSL phase's log in the cache's builds/ area")
+
+
+def _provenance(inputs: BuildInputs, job: Build) -> dict:
+    flags = inputs.build.flags()
+    packages = (inputs.otp, inputs.openssl)
+    flags_sha = hashlib.sha256(json.dumps(flags, sort_keys=True).encode()).hexdigest()
+    return {
+        "urls": [p.orig.url for p in packages],
+        "sha256": {**{p.orig.name: p.orig.sha256 for p in packages}, FLAGS_ENTRY: flags_sha},
+        "packages": {p.package: p.version for p in packages},
+        "dsc": {p.dsc.name: p.dsc.sha256 for p in packages},
+        "build": {**flags, "zig": inputs.zig, "jobs": inputs.jobs, "seconds": job.seconds()},
+        "trust": "Debian source packages (signed Release -> Sources -> .dsc), built here with zig",
+    }
+
+
+SOURCE = BuildSource()
