@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Benchmark `xrel build` against the host's own `mix release`, in one process, warm caches.
 
-On a copy of the nif_make fixture (a C NIF + a C port program built by elixir_make's
-compiler), measures the median of N runs of:
-  host   `mix release`            from a clean _build ("cold") and again with nothing changed ("warm")
-  xrel   build for 1 foreign target and for 3 targets, from fresh build trees ("cold") and again ("warm")
-and prints each as a ratio of the host release. Runtimes, sysroots and zig's cache are warmed
-first, so what is measured is the build itself. Goals (issue 5): 1 target <= 1.3x the host
-release; each extra target <= 15% of the host release.
+Projects: "big", the nif_make fixture (a C NIF and a C port program built by elixir_make) with
+300 generated modules beside it, and "small", the nif_make fixture alone. Cases, run in turns
+(host, xrel 1 target, xrel 3 targets, host, ...) so all see the same machine:
+  edit   one module changed before each run (the edit loop)
+  clean  host from a clean _build; xrel from fresh build trees and an empty output dir
+For each it prints the medians in seconds and, round by round, xrel 1 target / host and
+(3 targets - 1 target) / 2 / host (each extra target), medians of those ratios. Goals (issue 16):
+edit loop 1 target <= 1.25x host, each extra <= 15%; clean 1 target <= 1.1x, each extra <= 5%;
+small project's edit loop <= 1.5x. --memory also samples the summed RSS of the whole process tree
+of a clean host `mix release` and of a clean 3-target `xrel build` (goal: xrel <= 2x host).
 
-Usage: python scripts/bench_build.py [--runs 3]
+Usage: python scripts/bench_build.py [--runs 3] [--project big|small|both] [--case edit|clean|both] [--memory]
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,83 +38,156 @@ from xrel.storage import cache  # noqa: E402
 
 ONE = ["arm-linux-gnueabihf"]
 THREE = ["arm-linux-gnueabihf", "aarch64-linux-gnu", "x86_64-linux-gnu"]
+GOALS = {("big", "edit"): (1.25, 0.15), ("big", "clean"): (1.1, 0.05), ("small", "edit"): (1.5, 0.15),
+         ("small", "clean"): (1.1, 0.05)}
 
 
-def timed(func) -> float:
+def generate(dest: Path, modules: int) -> Path:
+    """nif_make with `modules` generated modules of 40 small functions each under lib/gen/."""
+    project = copy_fixtures(dest, "nif_make") / "nif_make"
+    gen = project / "lib" / "gen"
+    gen.mkdir(exist_ok=True)
+    for i in range(modules):
+        funcs = "\n".join(f"  def f{j}(x), do: x * {j} + {i}\n  def g{j}(%{{a: a}} = m), do: Map.put(m, :a, a + {j})"
+                          for j in range(20))
+        (gen / f"m{i}.ex").write_text(f"defmodule Gen.M{i} do\n  @moduledoc \"m{i}\"\n{funcs}\nend\n")
+    return project
+
+
+class Bench:
+    """One project copy: the host's and xrel's builds of it, and what each case does before a run."""
+
+    def __init__(self, project: Path) -> None:
+        self.project, self.out = project, project.parent / "out"
+        gen = project / "lib" / "gen" / "m0.ex"
+        self.source = gen if gen.is_file() else project / "lib" / "fixture.ex"
+        self.edits = 0
+
+    def host(self) -> None:
+        result = host_release(self.project)
+        if result.returncode != 0:
+            raise SystemExit(result.stdout + result.stderr)
+
+    def xrel(self, targets: list[str]):
+        return lambda: xrel.build(self.project, targets, out=self.out)
+
+    def edit(self) -> None:
+        """A real change to one module: a new function (a comment would leave the same beam)."""
+        self.edits += 1
+        text = self.source.read_text().rstrip()
+        assert text.endswith("end")
+        self.source.write_text(text[:-3] + f"  def bench_edit_{self.edits}, do: {self.edits}\nend\n")
+
+    def clean_host(self) -> None:
+        shutil.rmtree(self.project / "_build", ignore_errors=True)
+
+    def clean_xrel(self) -> None:
+        for entry in (cache.cache_root() / "builds").glob(f"{self.project.name}-*"):
+            shutil.rmtree(entry)
+        shutil.rmtree(self.out, ignore_errors=True)
+
+
+def timed(prepare, func) -> float:
+    prepare()
     start = time.perf_counter()
     func()
     return time.perf_counter() - start
 
 
-def median_of(runs: int, prepare, func) -> float:
-    samples = []
+def rounds(bench: Bench, case: str, runs: int) -> dict[str, list[float]]:
+    """`runs` rounds of host, xrel 1 target, xrel 3 targets, each prepared for `case`."""
+    prep_host, prep_xrel = (bench.edit, bench.edit) if case == "edit" else (bench.clean_host, bench.clean_xrel)
+    samples: dict[str, list[float]] = {"host": [], "one": [], "three": []}
     for _ in range(runs):
-        prepare()
-        samples.append(timed(func))
-    return statistics.median(samples)
+        samples["host"].append(timed(prep_host, bench.host))
+        samples["one"].append(timed(prep_xrel, bench.xrel(ONE)))
+        samples["three"].append(timed(prep_xrel, bench.xrel(THREE)))
+    return samples
+
+
+def report(name: str, case: str, s: dict[str, list[float]]) -> None:
+    one_goal, extra_goal = GOALS[(name, case)]
+    ratio = statistics.median(o / h for o, h in zip(s["one"], s["host"]))
+    extra = statistics.median((t - o) / 2 / h for o, t, h in zip(s["one"], s["three"], s["host"]))
+    med = {k: statistics.median(v) for k, v in s.items()}
+    print(f"{name:<6}{case:<7}host {med['host']:6.2f}s  xrel 1 target {med['one']:6.2f}s  3 targets "
+          f"{med['three']:6.2f}s  |  1 target {ratio:.2f}x host (goal <= {one_goal}x)  each extra "
+          f"{100 * extra:.0f}% of host (goal <= {100 * extra_goal:.0f}%)", flush=True)
+
+
+def tree_rss(pid: int) -> int:
+    """The summed resident memory (bytes) of `pid` and all its descendants, from /proc."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, StopIteration, ValueError):
+            continue
+    return total
+
+
+def peak_tree_rss(args: list[str], cwd: Path, env: dict) -> int:
+    """Run `args`, sampling its process tree's summed RSS every 10 ms; returns the peak."""
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak, done = 0, threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss(proc.pid))
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    rc = proc.wait()
+    done.set()
+    sampler.join()
+    if rc:
+        raise SystemExit(f"{args} failed with exit {rc}")
+    return peak
+
+
+def memory(bench: Bench) -> None:
+    """Peak summed RSS of a clean host `mix release` and of a clean 3-target `xrel build` (in a child process)."""
+    env = {**os.environ, "MIX_ENV": "prod"}
+    for var in ("MIX_EXS", "CC", "CXX", "ERTS_INCLUDE_DIR"):
+        env.pop(var, None)
+    bench.clean_host()
+    host = peak_tree_rss(["mix", "release", "--overwrite"], bench.project, env)
+    bench.clean_xrel()
+    code = f"import xrel; xrel.build({str(bench.project)!r}, {THREE!r}, out={str(bench.out)!r})"
+    env = {**os.environ, "PYTHONPATH": str(HERE / "toolchain")}
+    ours = peak_tree_rss([sys.executable, "-c", code], bench.project, env)
+    print(f"memory, clean build, peak summed RSS of the process tree: host mix release {host / 2**20:.0f} MiB, "
+          f"xrel build 3 targets {ours / 2**20:.0f} MiB = {ours / host:.2f}x (goal <= 2x)", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--project", choices=["big", "small", "both"], default="both")
+    parser.add_argument("--case", choices=["edit", "clean", "both"], default="both")
+    parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--modules", type=int, default=300)
     args = parser.parse_args()
     progress.set_quiet(True)
     work = Path(tempfile.mkdtemp(prefix="xrel-bench-"))
-    project = copy_fixtures(work, "nif_make") / "nif_make"
-    out = work / "out"
-
-    def host() -> None:
-        result = host_release(project)
-        if result.returncode != 0:
-            raise SystemExit(result.stdout + result.stderr)
-
-    def clean_host() -> None:
-        shutil.rmtree(project / "_build", ignore_errors=True)
-
-    def clean_trees() -> None:
-        for entry in (cache.cache_root() / "builds").glob(f"{project.name}-*"):
-            shutil.rmtree(entry)
-
-    def build(targets):
-        return lambda: xrel.build(project, targets, out=out)
-
-    source = project / "lib" / "fixture.ex"
-    edits = iter(range(10**6))
-
-    def edit() -> None:
-        source.write_text(source.read_text() + f"\n# edit {next(edits)}\n")
-
-    print("warming caches (runtimes, sysroots, zig) ...", flush=True)
-    build(THREE)()
-    host()
-
-    rows = [
-        ("host mix release, clean _build", median_of(args.runs, clean_host, host)),
-        ("host mix release, nothing changed", median_of(args.runs, lambda: None, host)),
-        ("host mix release, one file changed", median_of(args.runs, edit, host)),
-        ("xrel build, 1 target, fresh trees", median_of(args.runs, clean_trees, build(ONE))),
-        ("xrel build, 1 target, nothing changed", median_of(args.runs, lambda: None, build(ONE))),
-        ("xrel build, 3 targets, fresh trees", median_of(args.runs, clean_trees, build(THREE))),
-        ("xrel build, 3 targets, nothing changed", median_of(args.runs, lambda: None, build(THREE))),
-        ("xrel build, 1 target, one file changed", median_of(args.runs, edit, build(ONE))),
-        ("xrel build, 3 targets, one file changed", median_of(args.runs, edit, build(THREE))),
-    ]
-    t = dict(rows)
-    cold, warm = t["host mix release, clean _build"], t["host mix release, nothing changed"]
-    edited = t["host mix release, one file changed"]
-
-    def baseline(name: str) -> float:
-        return cold if "clean" in name or "fresh" in name else edited if "changed" in name and "one" in name else warm
-
-    print(f"\n{'measurement':<42}{'seconds':>9}{'x host (same state)':>22}")
-    for name, secs in rows:
-        print(f"{name:<42}{secs:>9.2f}{secs / baseline(name):>21.2f}x")
-    for state, base in (("fresh trees", cold), ("nothing changed", warm), ("one file changed", edited)):
-        one, three = t[f"xrel build, 1 target, {state}"], t[f"xrel build, 3 targets, {state}"]
-        extra = (three - one) / 2
-        print(f"\n{state}: 1 target = {one / base:.2f}x host (goal <= 1.3x); "
-              f"each extra target = {extra:.2f}s = {100 * extra / base:.0f}% of host (goal <= 15%)")
-    shutil.rmtree(work, ignore_errors=True)
+    try:
+        for name in ("big", "small") if args.project == "both" else (args.project,):
+            bench = Bench(generate(work / name, args.modules if name == "big" else 0))
+            print(f"{name}: warming caches (runtimes, sysroots, zig) ...", flush=True)
+            bench.xrel(THREE)()
+            bench.host()
+            for case in ("edit", "clean") if args.case == "both" else (args.case,):
+                report(name, case, rounds(bench, case, args.runs))
+            if args.memory and name == "big":
+                memory(bench)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

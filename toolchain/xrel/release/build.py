@@ -23,9 +23,9 @@ from xrel.inspection.check import Report, inspect_tree
 from xrel.node.agent import agent_for
 from xrel.node.release import add_node_files
 from xrel.project.plan import Request, TargetPlan, activated, resolve
-from xrel.release import assemble, blame, compat, precompiled, record, rust
+from xrel.release import assemble, blame, compat, derive, precompiled, record, rust
 from xrel.release.mix import Project, load_project, mix_env_vars, run_mix
-from xrel.release.native import local_deps_env, own_env_compile_order, refuse_broken_targets
+from xrel.release.native import BEAM_SOURCES, App, local_deps_env, own_env_compile_order, refuse_broken_targets
 from xrel.release.results import BuildResult, RuntimeInfo, TargetResult, native_file
 from xrel.release.target_build import BuildOptions, TargetBuild
 from xrel.release.workspace import Workspace, sync_tree, workspace_for
@@ -40,6 +40,9 @@ __all__ = ["BuildResult", "TargetResult", "build"]
 
 # Targets after the first build concurrently (each is mostly one single-threaded mix process).
 PARALLEL_TARGETS = max(1, min(2, os.cpu_count() or 1))
+# Targets after the first take their release from the first's when they can (derive.py); False:
+# each runs its own `mix release`, as xrel did before (the equivalence test compares the two).
+DERIVE_EXTRA_TARGETS = True
 
 
 def build_sysroot(project: Project, target: Target, runtime: Runtime, options: BuildOptions) -> Path | None:
@@ -100,20 +103,26 @@ def xrel_outputs(project_dir: Path) -> set[str]:
     return {"dist"} if ours else set()
 
 
-def sync_workspace(project: Project, ws: Workspace) -> str:
+def sync_workspace(project: Project, ws: Workspace) -> tuple[str, str]:
     """Mirror the project and every dependency into the target's tree (host binaries of
-    native apps are not copied); returns a digest of everything synced."""
+    native apps are not copied); returns digests of everything synced and of what native
+    builds read (all but the BEAM-only sources of apps not recompiled per target)."""
     inside = [a.path for a in project.deps if a.path.is_relative_to(project.path)]
-    digests = [sync_tree(project.path, ws.project,
-                         excludes={"_build", ".git", ".elixir_ls", "deps"} | xrel_outputs(project.path)
-                         | rust.sync_excludes(project.own),
-                         drop_binaries_under=[project.path] if project.own.native else [],
-                         skip_subtrees=inside).digest]
+
+    def beam_only(app: App) -> tuple[str, ...]:
+        return () if app.recompile_per_target else BEAM_SOURCES
+
+    stats = [sync_tree(project.path, ws.project,
+                       excludes={"_build", ".git", ".elixir_ls", "deps"} | xrel_outputs(project.path)
+                       | rust.sync_excludes(project.own),
+                       drop_binaries_under=[project.path] if project.own.native else [],
+                       skip_subtrees=inside, beam_sources=beam_only(project.own))]
     for app in project.deps:
         dest = ws.root / app.path.resolve().relative_to(app.path.resolve().anchor)
-        digests.append(sync_tree(app.path, dest, excludes=rust.sync_excludes(app),
-                                 drop_binaries_under=[app.path] if app.native else []).digest)
-    return hashlib.sha256("".join(digests).encode()).hexdigest()
+        stats.append(sync_tree(app.path, dest, excludes=rust.sync_excludes(app),
+                               drop_binaries_under=[app.path] if app.native else [], beam_sources=beam_only(app)))
+    return (hashlib.sha256("".join(s.digest for s in stats).encode()).hexdigest(),
+            hashlib.sha256("".join(s.native_digest for s in stats).encode()).hexdigest())
 
 
 def forget_native_outputs(build: TargetBuild) -> None:
@@ -167,15 +176,44 @@ def inspect_release(build: TargetBuild, release_dir: Path) -> Report:
     return report
 
 
-def assemble_release(build: TargetBuild) -> Report:
-    """`mix release` beside the release's final place, finished and inspected, then moved there."""
+def compile_native(build: TargetBuild, seed: derive.Seed, native_inputs: str) -> None:
+    """An extra target's native outputs, compiled in its own tree (seeded from the first target's)
+    only when what they are made from changed since they were last compiled there."""
+    if not derive.target_specific(build):
+        return
+    stamp = build.state_dir / "native-inputs"
+    if stamp.is_file() and stamp.read_text() == native_inputs and build.lib_dir.is_dir():
+        return
+    stamp.unlink(missing_ok=True)
+    seed_tree(build, seed.build.workspace)
+    compile_own_env_deps(build)
+    run_mix(["compile"], build.workspace.project, build.env, build.log, f"compiling for {build.target}")
+    stamp.write_text(native_inputs)
+
+
+def lay_out(build: TargetBuild, staging: Path, seed: derive.Seed | None) -> None:
+    """The release in `staging`: derived from the seed's when it can be, else by `mix release`."""
+    if seed is not None:
+        with cache.locked("builds", seed.build.workspace.key):  # its release and tree stay as they are meanwhile
+            why = derive.derive_release(seed, build, staging)
+        if why is None:
+            return
+        progress.status(f"{build.label} its own mix release: {why}")
+        remove(staging)
+    (build.state_dir / "native-inputs").unlink(missing_ok=True)  # mix compiles the tree from now on
+    run_mix(["release", build.release, "--overwrite", "--path", str(staging)], build.workspace.project,
+            build.env, build.log, f"building the release for {build.target}")
+
+
+def assemble_release(build: TargetBuild, seed: derive.Seed | None = None) -> Report:
+    """The release beside its final place (by `mix release`, or from `seed`'s), finished and
+    inspected, then moved there."""
     release_dir = build.release_dir
     staging = release_dir.with_name(f".{release_dir.name}.partial")
     remove(staging)
     build.release_info.unlink(missing_ok=True)
     try:
-        run_mix(["release", build.release, "--overwrite", "--path", str(staging)], build.workspace.project,
-                build.env, build.log, f"building the release for {build.target}")
+        lay_out(build, staging, seed)
         build.notes.extend(assemble.finish_release(staging, build))
         if build.options.node_agent:
             build.notes.extend(add_node_files(staging, build.release, build.options.node_agent))
@@ -205,9 +243,20 @@ def package(build: TargetBuild, report: Report, started: float) -> TargetResult:
     )
 
 
+def make_release(build: TargetBuild, seed: derive.Seed | None, native_inputs: str) -> Report:
+    """The first target compiles and assembles with mix; the others compile only their native
+    outputs (when changed) and take the rest from the first's release."""
+    if seed is not None and DERIVE_EXTRA_TARGETS:
+        compile_native(build, seed, native_inputs)
+        return assemble_release(build, seed)
+    seed_tree(build, seed.build.workspace if seed else None)
+    compile_own_env_deps(build)
+    return assemble_release(build)
+
+
 def build_target(project: Project, plan: TargetPlan, release: str, out: Path, options: BuildOptions,
-                 seed: Workspace | None) -> tuple[TargetResult, Workspace]:
-    """Build one target's release (from `seed`'s compiled BEAM code when given); returns its result and tree."""
+                 seed: derive.Seed | None) -> tuple[TargetResult, TargetBuild]:
+    """Build one target's release (from `seed`'s when given); returns its result and build."""
     started = time.monotonic()
     build = prepare(project, plan, release, out, options)
     # one build of a tree at a time (two xrel runs on one project wait for each other)
@@ -215,25 +264,24 @@ def build_target(project: Project, plan: TargetPlan, release: str, out: Path, op
         build.log.parent.mkdir(parents=True, exist_ok=True)
         build.log.write_text("")
         with progress.step(f"{build.label} compile and assemble"):
-            inputs = record.build_inputs(build, sync_workspace(project, build.workspace))
+            synced, native_synced = sync_workspace(project, build.workspace)
+            inputs = record.build_inputs(build, synced)
             previous = record.previous_result(build, inputs)
             if previous is not None:
                 return replace(previous, seconds=round(time.monotonic() - started, 2),
-                               notes=[*build.notes[:1], "up to date: nothing changed since the last build"]), \
-                    build.workspace
+                               notes=[*build.notes[:1], "up to date: nothing changed since the last build"]), build
             record.forget(build)
-            seed_tree(build, seed)
-            compile_own_env_deps(build)
-            report = assemble_release(build)
+            report = make_release(build, seed, record.build_inputs(build, native_synced))
         result = package(build, report, started)
         record.save(build, inputs, result)
-        return result, build.workspace
+        return result, build
 
 
 def build_all(project: Project, targets: Sequence[TargetPlan], release: str, out: Path,
               options: BuildOptions) -> list[TargetResult]:
-    """The first target compiles the BEAM code; the others start from its tree, two at a time."""
-    first, seed = build_target(project, targets[0], release, out, options, None)
+    """The first target compiles the BEAM code; the others start from its release and tree, two at a time."""
+    first, seed_build = build_target(project, targets[0], release, out, options, None)
+    seed = derive.Seed(seed_build)
     results = [first]
     if targets[1:]:
         with ThreadPoolExecutor(max_workers=PARALLEL_TARGETS) as pool:

@@ -16,6 +16,8 @@ BUILD_FILES = ("Makefile", "makefile", "GNUmakefile", "CMakeLists.txt", "Cargo.t
 NATIVE_DIRS = ("c_src", "native", "cpp_src", "csrc")
 # C/C++ sources at the top or one level down (e.g. src/*.c built by port_compiler's defaults)
 NATIVE_SOURCES = ("*.c", "*.cc", "*.cpp", "*.cxx", "*/*.c", "*/*.cc", "*/*.cpp", "*/*.cxx")
+# compiled to BEAM code only: no native build reads them (their changes leave native outputs as they are)
+BEAM_SOURCES = (".ex", ".erl")
 _NOT_BUILT = ("test", "tests", "example", "examples", "doc", "docs", "bench", "deps", "_build")
 # rebar3: hooks, port_compiler (`{plugins, [pc]}`, `{pc, compile}`) and its port_* settings
 _REBAR_NATIVE = re.compile(r"\b(port_specs|port_sources|pre_hooks|post_hooks|port_env|pc_compile|pc)\b")

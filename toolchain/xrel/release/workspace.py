@@ -33,15 +33,17 @@ class SyncStats:
     removed: int = 0
     skipped_binaries: int = 0
     digest: str = ""  # of every synced path with its size and mtime: equal digests, equal inputs
+    native_digest: str = ""  # the same without the BEAM-only sources (`beam_sources`)
 
 
 def sync_tree(src: Path, dst: Path, *, excludes: set[str] = frozenset(), drop_binaries_under: list[Path] = (),
-              skip_subtrees: list[Path] = ()) -> SyncStats:
+              skip_subtrees: list[Path] = (), beam_sources: tuple[str, ...] = ()) -> SyncStats:
     """Make `dst` hold `src`'s files: copy new/changed ones (mtimes kept, so mix and make see
     them unchanged), remove files that left `src` since the last sync, and leave build outputs
-    that exist only in `dst` alone. Native binaries under `drop_binaries_under` are not copied."""
+    that exist only in `dst` alone. Native binaries under `drop_binaries_under` are not copied.
+    Files ending in one of `beam_sources` are left out of the native digest."""
     stats = SyncStats()
-    state = hashlib.sha256()
+    state, native = hashlib.sha256(), hashlib.sha256()
     manifest_path = dst / MANIFEST
     try:
         previous = set(json.loads(manifest_path.read_text()))
@@ -64,7 +66,10 @@ def sync_tree(src: Path, dst: Path, *, excludes: set[str] = frozenset(), drop_bi
                 continue
             current.add(rel)
             st = s.lstat()
-            state.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\n".encode())
+            line = f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\n".encode()
+            state.update(line)
+            if not (beam_sources and rel.endswith(beam_sources)):
+                native.update(line)
             d = dst / rel
             if _same(s, d):
                 continue
@@ -86,7 +91,7 @@ def sync_tree(src: Path, dst: Path, *, excludes: set[str] = frozenset(), drop_bi
             stats.removed += 1
     dst.mkdir(parents=True, exist_ok=True)
     manifest_path.write_text(json.dumps(sorted(current)))
-    stats.digest = state.hexdigest()
+    stats.digest, stats.native_digest = state.hexdigest(), native.hexdigest()
     return stats
 
 

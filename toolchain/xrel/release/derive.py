@@ -1,0 +1,214 @@
+"""An extra target's release made from the first target's instead of by another `mix release`.
+
+The BEAM code is compiled once: a release differs between targets only by what mix copied from
+the target's runtime (ERTS, OTP apps) and from the target's tree (native apps' outputs). Each file
+of the first target's release (the seed) is taken as it is (a hard link) or replaced by the
+target's own source, file by file:
+  * bin/ and releases/ are mix's and xrel's own writing: the same for every target (copied);
+  * BEAM code of apps that are neither native nor recompiled per target: the seed's;
+  * anything else came from a source file: when the seed's and the target's sources are the same,
+    the seed's file; when mix copied the seed's unchanged, the target's source; else no derivation.
+Whenever a rule cannot tell (another ERTS version, other OTP app versions or .app files, other
+directory listings, a Windows target, a source outside the trees), derive_release says no and the
+target runs its own `mix release`, as before.
+"""
+
+from __future__ import annotations
+
+import base64
+import filecmp
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from xrel.release.target_build import TargetBuild
+
+MIX_WRITTEN_ERTS = frozenset({"bin/erl", "bin/erl.ini"})  # mix writes these from its own templates
+NOT_COPIED = frozenset({"releases/COOKIE", "releases/xrel.json"})  # per build, per target
+
+
+class Underivable(Exception):
+    """The target's release cannot be told from the seed's: mix must assemble it."""
+
+
+@dataclass(frozen=True)
+class Seed:
+    """The first target's build, whose release and trees the other targets start from."""
+
+    build: TargetBuild
+
+    def info(self) -> dict:
+        """What the seed's `mix release` reported (xrel's mix wrapper writes it)."""
+        try:
+            return json.loads(self.build.release_info.read_text())
+        except (OSError, ValueError) as e:
+            raise Underivable(f"no release info: {e}") from None
+
+
+def target_specific(build: TargetBuild) -> dict[str, bool]:
+    """Name -> whether its BEAM code too is the target's, for every app with native outputs."""
+    return {a.name: a.recompile_per_target for a in build.project.apps if a.native or a.recompile_per_target}
+
+
+class _Mapper:
+    """Where the target's `mix release` would have taken what the seed's took from a path."""
+
+    def __init__(self, seed: TargetBuild, build: TargetBuild) -> None:
+        self.roots = [(os.path.realpath(a), os.path.realpath(b)) for a, b in (
+            (seed.runtime.root, build.runtime.root), (seed.workspace.root, build.workspace.root))]
+
+    def inside(self, path: str) -> bool:
+        return any(path == a or path.startswith(a + os.sep) for a, _b in self.roots)
+
+    def translate(self, path: str) -> str:
+        for a, b in self.roots:
+            if path == a or path.startswith(a + os.sep):
+                return b + path[len(a):]
+        raise Underivable(f"{path} is outside the seed's runtime and tree")
+
+
+def _same(a: str, b: str) -> bool:
+    sa, sb = os.stat(a), os.stat(b)
+    return sa.st_mode == sb.st_mode and sa.st_size == sb.st_size and filecmp.cmp(a, b, shallow=False)
+
+
+def _listing(path: str) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
+class _Plan:
+    """The derived release's files: (relative path, source, link or copy)."""
+
+    def __init__(self, seed: Seed, build: TargetBuild) -> None:
+        self.seed, self.build, self.map = seed.build, build, _Mapper(seed.build, build)
+        info = seed.info()
+        self.apps = {f"{name}-{p['vsn']}": (name, p["path"]) for name, p in info.get("applications", {}).items()}
+        self.erts = info.get("erts_source")
+        self.specific = target_specific(build)
+        self.tree = os.path.realpath(self.seed.workspace.root) + os.sep
+        self.dirs: list[str] = []
+        self.files: list[tuple[str, str, bool]] = []  # rel, source, hard link
+
+    def source(self, top: str, sub: str) -> tuple[str | None, bool]:
+        """The seed's source dir of release dir `top` and whether it is the same for every target."""
+        if top.startswith("erts-"):
+            if not self.erts or os.path.basename(self.erts) != top:
+                raise Underivable("the release's ERTS is not the seed runtime's")
+            return os.path.realpath(self.erts), False
+        if top.startswith("lib/"):
+            name, path = self.apps.get(top[4:], (None, None))
+            if path is None:
+                raise Underivable(f"{top} is no application of the seed's release")
+            path = os.path.realpath(path)
+            if not self.map.inside(path):  # the host's Elixir apps, the node agent: every target's
+                return path, True
+            if not path.startswith(self.tree):  # an OTP app of the runtime
+                return path, False
+            return path, name not in self.specific or (sub == "ebin" and not self.specific[name])
+        return None, True
+
+    def add(self, rel: str, seed_file: str) -> None:
+        parts = rel.split(os.sep)
+        top = os.path.join(*parts[:2]) if parts[0] == "lib" else parts[0]
+        rest = os.path.relpath(rel, top)
+        sub = rest.split(os.sep)[0]
+        if parts[0] not in ("bin", "releases", "lib") and not parts[0].startswith("erts-"):
+            raise Underivable(f"unknown release entry {rel}")
+        src_dir, shared = self.source(top, sub)
+        if src_dir is None or shared:
+            self.files.append((rel, seed_file, src_dir is not None))
+            return
+        if top.startswith("erts-") and rest in MIX_WRITTEN_ERTS:
+            self.files.append((rel, seed_file, True))
+            return
+        s1 = os.path.realpath(os.path.join(src_dir, rest))
+        st = self.map.translate(s1)
+        if not os.path.isfile(s1) or not os.path.isfile(st):
+            raise Underivable(f"{rel}: no source file for the target")
+        if _same(s1, st):
+            self.files.append((rel, seed_file, True))
+        elif rest.endswith(".app"):
+            raise Underivable(f"{rel} differs: the boot script would too")
+        elif _same(seed_file, s1):
+            self.files.append((rel, st, False))
+        else:
+            raise Underivable(f"{rel}: mix changed the seed's copy and the target's source differs")
+
+    def check_dir(self, rel_dir: str) -> None:
+        """A directory mix copied must list the same names in the seed's and the target's source."""
+        parts = rel_dir.split(os.sep)
+        if parts[0] == "lib" and len(parts) >= 2:
+            top, rest = os.path.join(*parts[:2]), os.path.join(*parts[2:]) if len(parts) > 2 else ""
+        elif parts[0].startswith("erts-"):
+            top, rest = parts[0], os.path.join(*parts[1:]) if len(parts) > 1 else ""
+        else:
+            return
+        src_dir, shared = self.source(top, rest.split(os.sep)[0] if rest else "")
+        if src_dir is None or shared:
+            return
+        s1 = os.path.realpath(os.path.join(src_dir, rest))
+        if _listing(s1) != _listing(self.map.translate(s1)):
+            raise Underivable(f"{rel_dir}: the target's source lists other files")
+
+
+def plan(seed: Seed, build: TargetBuild) -> _Plan:
+    """Every directory and file of the target's release, with the files' sources; raises Underivable."""
+    if build.target.os == "windows" or seed.build.target.os != build.target.os:
+        raise Underivable("another OS: other scripts and file names")
+    p, root = _Plan(seed, build), str(seed.build.release_dir)
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        if rel_dir != ".":
+            p.check_dir(rel_dir)
+            p.dirs.append(rel_dir)
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if os.path.islink(os.path.join(dirpath, name)):
+                raise Underivable(f"{rel} is a symlink")
+            if rel not in NOT_COPIED:
+                p.add(rel, os.path.join(dirpath, name))
+    return p
+
+
+def _put(source: str, dest: Path, link: bool) -> None:
+    if link:
+        try:
+            os.link(source, dest)
+            return
+        except OSError:
+            pass
+    shutil.copy2(source, dest)
+
+
+def translated_info(seed: Seed, build: TargetBuild) -> dict:
+    """The seed's release info as the target's `mix release` would have written it."""
+    info, mapper = seed.info(), _Mapper(seed.build, build)
+
+    def moved(path: str | None) -> str | None:
+        real = os.path.realpath(path) if path else None
+        return mapper.translate(real) if real and mapper.inside(real) else path
+
+    apps = {name: {**props, "path": moved(props.get("path"))} for name, props in info.get("applications", {}).items()}
+    return {**info, "erts_source": moved(info.get("erts_source")), "applications": apps}
+
+
+def derive_release(seed: Seed, build: TargetBuild, staging: Path) -> str | None:
+    """Lay out the target's release in `staging` from the seed's; None when done, else why not."""
+    try:
+        laid_out = plan(seed, build)
+        info = translated_info(seed, build)
+    except (Underivable, OSError) as e:
+        return str(e)
+    for rel in laid_out.dirs:
+        (staging / rel).mkdir(parents=True, exist_ok=True)
+    for rel, source, link in laid_out.files:
+        _put(source, staging / rel, link)
+    cookie = staging / "releases" / "COOKIE"  # mix's: a random secret per build
+    cookie.write_text(base64.b32encode(os.urandom(32)).decode())
+    build.release_info.write_text(json.dumps(info))
+    return None
