@@ -19,11 +19,9 @@ MUSL = Target.parse("x86_64-linux-musl")
 
 
 def _pkg(package: str, version: str, sha: str = "a" * 64) -> debsrc.SourcePackage:
-    base = debsrc.apt.debian_version_to_upstream(version)
-    return debsrc.SourcePackage(package, version, debsrc.SourceFile(f"{package}_{version}.dsc", f"http://m/{package}.dsc",
-                                                                    "d" * 64),
-                                debsrc.SourceFile(f"{package}_{base}.orig.tar.xz", f"http://m/{package}_{base}.orig",
-                                                  sha))
+    orig = f"{package}_{debsrc.apt.debian_version_to_upstream(version)}.orig.tar.xz"
+    dsc = debsrc.SourceFile(f"{package}.dsc", f"http://m/{package}.dsc", "d" * 64)
+    return debsrc.SourcePackage(package, version, dsc, debsrc.SourceFile(orig, f"http://m/{orig}", sha))
 
 
 # -- the recipe ------------------------------------------------------------------------------------
@@ -172,7 +170,7 @@ def test_offers_every_debian_otp_with_the_newest_openssl_of_the_series(repo):
     assert [o.version for o in offers] == ["27.3.4.1", "25.2.3"] and chosen.version == "25.2.3"
     assert chosen.details["otp"].version == "1:25.2.3+dfsg-1+deb12u4"
     assert chosen.details["openssl"].version == "3.0.22-1~deb12u2"
-    assert chosen.url.endswith("erlang_25.2.3.orig") and len(chosen.details["variant"]) == 12
+    assert chosen.url.endswith("erlang_25.2.3.orig.tar.xz") and len(chosen.details["variant"]) == 12
 
 
 def test_an_otp_version_no_source_has_names_what_exists(repo, isolated_cache):
@@ -222,3 +220,51 @@ def test_cli_lists_build_erts_and_refuses_a_target_it_cannot_build(isolated_cach
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert "cannot build OTP for x86_64-windows" in out.stderr
     assert not any((isolated_cache / "runtimes").glob("*"))
+
+
+# -- running musl releases: Debian's musl package as the sysroot --------------------------------------
+
+def test_musl_sysroot_links_are_made_relative(tmp_path):
+    from xrel.emulate import musl
+
+    (tmp_path / "usr" / "lib" / "aarch64-linux-musl").mkdir(parents=True)
+    (tmp_path / "usr" / "lib" / "aarch64-linux-musl" / "libc.so").write_text("")
+    (tmp_path / "lib").mkdir()
+    os.symlink("/usr/lib/aarch64-linux-musl/libc.so", tmp_path / "lib" / "ld-musl-aarch64.so.1")
+    musl.relative_links(tmp_path)
+    assert os.readlink(tmp_path / "lib" / "ld-musl-aarch64.so.1") == "../usr/lib/aarch64-linux-musl/libc.so"
+    assert (tmp_path / "lib" / "ld-musl-aarch64.so.1").exists()
+
+
+def test_musl_targets_map_to_debian_arches_and_loaders():
+    from xrel.emulate import musl
+
+    aarch64 = Target.parse("aarch64-linux-musl")
+    assert (musl.debian_arch(MUSL), musl.debian_arch(aarch64)) == ("amd64", "arm64")
+    assert (musl.loader_name(MUSL), musl.loader_name(aarch64)) == ("ld-musl-x86_64.so.1", "ld-musl-aarch64.so.1")
+
+
+def test_musl_releases_are_no_longer_refused_here():
+    from xrel.emulate import qemu
+    from xrel.targets import host_target
+
+    if host_target().arch != "x86_64" or sys.platform != "linux":
+        pytest.skip("x86_64 Linux host only")
+    assert qemu.emulation(MUSL).mode == "native"  # the host's musl loader, else Debian's in a namespace
+    assert "Alpine" not in qemu.emulation(Target.parse("aarch64-linux-musl")).reason
+
+
+def test_a_lock_pins_the_source_tarballs_and_the_build_flags(tmp_path):
+    from xrel.project import lock
+    from xrel.runtimes import Runtime
+
+    inputs = _inputs()
+    build = phases.Build(inputs, tmp_path)
+    meta = {"target": MUSL.name, "otp_version": "25.2.3", "source": "build", **source._provenance(inputs, build)}
+    locked = lock.locked_runtime_from(Runtime(tmp_path, meta))
+    assert dict(locked.files)["http://m/erlang_25.2.3.orig.tar.xz"] == "a" * 64
+    assert source.FLAGS_ENTRY in dict(locked.files) and locked.revision is None
+    changed = {**meta["sha256"], source.FLAGS_ENTRY: "0" * 64}
+    with pytest.raises(VerificationError, match="build-flags.json"):
+        lock._check_files(locked, {"sha256": changed})
+    lock._check_files(locked, meta)

@@ -57,10 +57,10 @@ def emulation(target: Target) -> Emulation:
         return Emulation(target.id, "none", None, False, f"{target.os} binaries cannot run on this machine")
     if sys.platform != "linux":
         return Emulation(target.id, "none", None, False, "qemu-user needs a Linux host")
-    if target.libc == "musl":
-        return Emulation(target.id, "none", None, False,
-                         "musl runtimes need Alpine's loader and libraries, which xrel cannot fetch as a sysroot")
     qemu = find_qemu(target.qemu or "")
+    if target.libc == "musl" and target.arch == host.arch:
+        # this CPU runs it: the host's musl loader, else Debian's musl package in a mount namespace
+        return Emulation(target.id, "native", qemu, False, "host CPU, with Debian's musl loader")
     if target.name == host.name:
         return Emulation(target.id, "native", qemu, False, "host target")
     if not qemu:

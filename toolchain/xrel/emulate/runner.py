@@ -13,7 +13,7 @@ from pathlib import Path
 
 from xrel import progress, recipes
 from xrel.debian.sysroot import ensure_sysroot
-from xrel.emulate import qemu
+from xrel.emulate import musl, qemu
 from xrel.errors import EmulationError
 from xrel.inspection.binaries import version_key
 from xrel.inspection.check import Report, inspect_tree
@@ -76,7 +76,10 @@ def plan(release_dir: Path, target: Target | None = None, sysroot_packages: Sequ
     request = RunRequest(release_dir, release_command(release_dir), target, inspect_tree(release_dir, target),
                          ReleaseMarker.read(release_dir), tuple(sysroot_packages), offline)
     host = host_target()
-    same_cpu_family = target.name == host.name or (target.arch == "x86" and host.arch == "x86_64")
+    musl_here = target.libc == "musl" and target.arch == host.arch
+    same_cpu_family = target.name == host.name or (target.arch == "x86" and host.arch == "x86_64") or musl_here
+    if musl_here and musl.host_has_loader(target):
+        return Plan(release_dir, request.command, target, "native", dict(os.environ), None, [])
     if same_cpu_family:
         floor = version_key(request.report.glibc_floor or "0")
         if target.name == host.name and floor <= _host_glibc():
@@ -113,6 +116,9 @@ def _namespace_plan(request: RunRequest) -> Plan:
     """The CPU runs the release natively, but this system lacks its loader or a new enough glibc:
     run it in a private mount namespace with the sysroot laid over /usr/lib (needs root)."""
     target = request.target
+    if (os.geteuid() != 0 or not shutil.which("unshare")) and target.libc == "musl":
+        raise EmulationError(f"a {target.name} release needs the musl loader /lib/{musl.loader_name(target)}, "
+                             "which this system lacks", "apt-get install musl, or run xrel as root")
     if os.geteuid() != 0 or not shutil.which("unshare"):
         raise EmulationError(f"a {target.name} release needing glibc {request.report.glibc_floor} runs here only "
                              "in a private mount namespace, which needs root and unshare(1)", "run xrel as root")
@@ -130,8 +136,8 @@ def _namespace_plan(request: RunRequest) -> Plan:
         # a newer glibc than this system's: the target's libraries win (host tools run on it too)
         lower, note = [*layers, "/usr/lib"], "target libc laid over /usr/lib in a private mount namespace"
     else:
-        # another ABI of this CPU (i386 on x86_64): only add what the system lacks
-        lower, note = ["/usr/lib", *layers], "i386 loader and libraries added in a private mount namespace"
+        # another ABI of this CPU (i386, musl): only add what the system lacks
+        lower, note = ["/usr/lib", *layers], f"{target.name} loader and libraries added in a private mount namespace"
     lower = [d for d in lower if Path(d).is_dir() and not Path(d).is_symlink()]
     return Plan(request.release_dir, request.command, target, "namespace", dict(os.environ), sysroot,
                 [note, *notes], overlay=":".join(lower))
@@ -139,11 +145,21 @@ def _namespace_plan(request: RunRequest) -> Plan:
 
 def _sysroot(request: RunRequest) -> tuple[Path, list[str]]:
     """The run sysroot for the release's needed libraries, and a warning naming any no package provides."""
+    if request.target.libc == "musl":
+        return _musl_sysroot(request)
     unresolved: list[str] = []
     sysroot = ensure_sysroot(request.target, request.report.needed, request.runtime_meta,
                              list(request.sysroot_packages), offline=request.offline, unresolved=unresolved)
     notes = [f"warning: no Debian package provides {', '.join(unresolved)}; whatever needs it will not load "
              f"(add one with --sysroot-package)"] if unresolved else []
+    return sysroot, notes
+
+
+def _musl_sysroot(request: RunRequest) -> tuple[Path, list[str]]:
+    """Debian's musl loader and libc; a needed library that is not musl's own is named in a warning."""
+    sysroot = musl.ensure_musl_sysroot(request.target, offline=request.offline)
+    others = sorted(set(request.report.needed) - musl.provided_sonames(sysroot))
+    notes = [f"warning: the musl sysroot lacks {', '.join(others)}; whatever needs it will not load"] if others else []
     return sysroot, notes
 
 
