@@ -66,14 +66,18 @@ def set_version(project: Path, version: str) -> None:
     mix.write_text(re.sub(r'version: "[^"]+"', f'version: "{version}"', mix.read_text()))
 
 
-def tarball(project: Path, version: str, target: str) -> Path:
-    return project / "dist" / version / f"node_app-{version}-otp25-{target}.tar.gz"
+def tarball(project: Path, version: str, target: str, release: str = "node_app") -> Path:
+    return project / "dist" / version / f"{release}-{version}-otp25-{target}.tar.gz"
+
+
+HEALTH = 'health_check = "NodeApp.Health.check"\n'  # node_app's
 
 
 @contextmanager
-def project_with_feed(tmp_path: Path, target: str, interval: str = "2", probation: int = 90):
+def project_with_feed(tmp_path: Path, target: str, interval: str = "2", probation: int = 90,
+                      fixtures: tuple[str, ...] = ("node_app",), extra_toml: str = ""):
     """A project with [node], keys, an HTTPS feed serving its dir: publishing, and a publish(version) step."""
-    project = copy_fixtures(tmp_path / "src", "node_app") / "node_app"
+    project = copy_fixtures(tmp_path / "src", *fixtures) / fixtures[0]
     www, tls = tmp_path / "www", tmp_path / "tls"
     www.mkdir()
     ca, cert, key = make_ca(tls)
@@ -83,29 +87,29 @@ def project_with_feed(tmp_path: Path, target: str, interval: str = "2", probatio
         (project / "xrel.toml").write_text(
             f'targets = ["{target}"]\n[signing]\npublic_key = "xrel.pub"\n'
             f'[node]\nfeed = "{feed}"\ninterval = "{interval}"\nprobation = {probation}\nmax_attempts = 2\n'
-            'restart_sec = 1\nhealth_check = "NodeApp.Health.check"\n')
+            'restart_sec = 1\n' + extra_toml.format(www=www))
 
-        def publish(version: str) -> None:
+        def publish(version: str, *dist_args: str) -> None:
             set_version(project, version)
-            xrel(project, "dist", "-q", env=env)
+            xrel(project, "dist", "-q", *dist_args, env=env)
             xrel(project, "publish", f"dir:{www}", "-q", env=env)
 
         yield project, publish, ca
 
 
-def install_root(project: Path, tmp_path: Path, ca: Path, target: str) -> Node:
+def install_root(project: Path, tmp_path: Path, ca: Path, target: str, release: str = "node_app") -> Node:
     """v1 unpacked and installed as a node root; the unit file checked; the supervisor's environment."""
     from xrel.emulate.runner import plan
 
     unpacked = tmp_path / "unpacked"
-    with tarfile.open(tarball(project, "1.0.0", target)) as tar:
+    with tarfile.open(tarball(project, "1.0.0", target, release)) as tar:
         tar.extractall(unpacked, filter="tar")
     root, units = tmp_path / "node", tmp_path / "units"
     units.mkdir()
     out = subprocess.run([str(unpacked / "bin" / "xrel-node"), "install", "--root", str(root), "--unit-dir",
                           str(units)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    unit = units / "node_app.service"
+    unit = units / f"{release}.service"
     assert "StartLimitIntervalSec=0" in unit.read_text() and f"ExecStart={root}/bin/xrel-node exec" in unit.read_text()
     if shutil.which("systemd-analyze"):  # setup.sh installs it; test_node_supervisor names a missing one
         verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers import runnable
-from node_harness import Node, install_root, project_with_feed, tarball
+from node_harness import HEALTH, Node, install_root, project_with_feed, tarball
 
 TARGET = "arm-linux-gnueabihf"
 pytestmark = [pytest.mark.slow, runnable(TARGET)]
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.slow, runnable(TARGET)]
 
 @pytest.fixture
 def published(tmp_path):
-    with project_with_feed(tmp_path, TARGET) as fed:
+    with project_with_feed(tmp_path, TARGET, extra_toml=HEALTH) as fed:
         yield fed
 
 

@@ -9,14 +9,14 @@ import time
 
 import pytest
 
-from node_harness import Node, install_root, project_with_feed
+from node_harness import HEALTH, Node, install_root, project_with_feed
 
 TARGET = "x86_64-linux-gnu"
 pytestmark = [pytest.mark.slow]
 
 
 def test_on_demand_checks_and_a_failed_health_check(tmp_path):
-    with project_with_feed(tmp_path, TARGET, interval="1h", probation=15) as (project, publish, ca):
+    with project_with_feed(tmp_path, TARGET, interval="1h", probation=15, extra_toml=HEALTH) as (project, publish, ca):
         publish("1.0.0")
         node: Node = install_root(project, tmp_path, ca, TARGET)
         node.start()

@@ -52,6 +52,7 @@ own_target() ->
         {error, _} -> undefined
     end.
 
+%% the boot script's version, or the one a hot upgrade installed in this VM since
 running_version() ->
-    {_Name, Vsn} = init:script_id(),
+    {_Name, Vsn} = xrel_node_hot:running_release(),
     Vsn.

@@ -4,7 +4,7 @@
 %% runtime config (runtime.exs) is evaluated again, and only a healthy version is made permanent.
 -module(xrel_node_hot).
 -export([package/2, install/2, keep/1, back/2, reinstall/1, installed_old/1, reapply_runtime_config/0, preflight/2,
-         write_releases/1, ensure_releases_at_boot/0]).
+         write_releases/1, ensure_releases_at_boot/0, running_release/0]).
 
 -define(PEER_TIMEOUT, 120000).
 
@@ -79,14 +79,25 @@ ensure_releases_at_boot() ->
             end
     end.
 
-%% the package was built against exactly the applications this node runs (else: the cold switch)
+%% the package was built against exactly the applications of the running release (else: the cold switch)
 same_apps(Info) ->
-    Running = maps:from_list([{atom_to_binary(A), list_to_binary(V)} || {A, _, V} <- application:loaded_applications()]),
-    Wrong = [{App, Want, maps:get(App, Running, none)}
-             || {App, Want} <- maps:to_list(maps:get(<<"from_apps">>, Info, #{})), maps:get(App, Running, none) =/= Want],
+    {Name, Running} = running_release(),
+    {ok, [{release, _, _, Apps}]} = file:consult(filename:join([code:root_dir(), "releases", Running, Name ++ ".rel"])),
+    Have = maps:from_list([{atom_to_binary(element(1, A)), list_to_binary(element(2, A))} || A <- Apps]),
+    Wrong = [{App, Want, maps:get(App, Have, none)}
+             || {App, Want} <- maps:to_list(maps:get(<<"from_apps">>, Info, #{})), maps:get(App, Have, none) =/= Want],
     case Wrong of
         [] -> ok;
         _ -> throw({hot, {built_against_other_apps, Wrong}})
+    end.
+
+%% the release installed in this VM now: the boot script's, or the one a hot upgrade installed since
+running_release() ->
+    {Name, Boot} = init:script_id(),
+    Releases = try release_handler:which_releases() catch _:_ -> [] end,
+    case [V || {_, V, _, current} <- Releases] ++ [V || {_, V, _, permanent} <- Releases] of
+        [Vsn | _] -> {Name, Vsn};
+        [] -> {Name, Boot}
     end.
 
 %% xrel-upgrade.json read from the package itself, before anything is unpacked
