@@ -194,8 +194,7 @@ def compile_native(build: TargetBuild, seed: derive.Seed, native_inputs: str) ->
 def lay_out(build: TargetBuild, staging: Path, seed: derive.Seed | None) -> None:
     """The release in `staging`: derived from the seed's when it can be, else by `mix release`."""
     if seed is not None:
-        with cache.locked("builds", seed.build.workspace.key):  # its release and tree stay as they are meanwhile
-            why = derive.derive_release(seed, build, staging)
+        why = derive.derive_release(seed, build, staging)
         if why is None:
             return
         progress.status(f"{build.label} its own mix release: {why}")

@@ -93,9 +93,23 @@ class _Plan:
         self.tree = os.path.realpath(self.seed.workspace.root) + os.sep
         self.dirs: list[str] = []
         self.files: list[tuple[str, str, bool]] = []  # rel, source, hard link
+        self.known: dict[tuple[str, str], tuple[str | None, bool]] = {}
+        self.real_dirs: dict[str, str] = {}
+
+    def real(self, path: str) -> str:
+        """`path` with its directory's symlinks resolved (mix links priv/ into the sources)."""
+        parent, name = os.path.split(path)
+        if parent not in self.real_dirs:
+            self.real_dirs[parent] = os.path.realpath(parent)
+        return os.path.join(self.real_dirs[parent], name)
 
     def source(self, top: str, sub: str) -> tuple[str | None, bool]:
         """The seed's source dir of release dir `top` and whether it is the same for every target."""
+        if (top, sub) not in self.known:
+            self.known[top, sub] = self._source(top, sub)
+        return self.known[top, sub]
+
+    def _source(self, top: str, sub: str) -> tuple[str | None, bool]:
         if top.startswith("erts-"):
             if not self.erts or os.path.basename(self.erts) != top:
                 raise Underivable("the release's ERTS is not the seed runtime's")
@@ -114,9 +128,8 @@ class _Plan:
 
     def add(self, rel: str, seed_file: str) -> None:
         parts = rel.split(os.sep)
-        top = os.path.join(*parts[:2]) if parts[0] == "lib" else parts[0]
-        rest = os.path.relpath(rel, top)
-        sub = rest.split(os.sep)[0]
+        cut = 2 if parts[0] == "lib" else 1
+        top, rest, sub = os.sep.join(parts[:cut]), os.sep.join(parts[cut:]), parts[cut] if len(parts) > cut else ""
         if parts[0] not in ("bin", "releases", "lib") and not parts[0].startswith("erts-"):
             raise Underivable(f"unknown release entry {rel}")
         src_dir, shared = self.source(top, sub)
@@ -126,7 +139,7 @@ class _Plan:
         if top.startswith("erts-") and rest in MIX_WRITTEN_ERTS:
             self.files.append((rel, seed_file, True))
             return
-        s1 = os.path.realpath(os.path.join(src_dir, rest))
+        s1 = self.real(os.path.join(src_dir, rest))
         st = self.map.translate(s1)
         if not os.path.isfile(s1) or not os.path.isfile(st):
             raise Underivable(f"{rel}: no source file for the target")
@@ -202,12 +215,12 @@ def derive_release(seed: Seed, build: TargetBuild, staging: Path) -> str | None:
     try:
         laid_out = plan(seed, build)
         info = translated_info(seed, build)
+        for rel in laid_out.dirs:
+            (staging / rel).mkdir(parents=True, exist_ok=True)
+        for rel, source, link in laid_out.files:  # OSError too: another xrel replaced the seed's release
+            _put(source, staging / rel, link)
     except (Underivable, OSError) as e:
         return str(e)
-    for rel in laid_out.dirs:
-        (staging / rel).mkdir(parents=True, exist_ok=True)
-    for rel, source, link in laid_out.files:
-        _put(source, staging / rel, link)
     cookie = staging / "releases" / "COOKIE"  # mix's: a random secret per build
     cookie.write_text(base64.b32encode(os.urandom(32)).decode())
     build.release_info.write_text(json.dumps(info))
