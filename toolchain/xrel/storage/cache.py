@@ -35,6 +35,8 @@ AREAS = {
     "locks": "one lock file per cache entry",
     "pins": "trust-on-first-use sha256 pins for sources without published checksums",
     "host": "what this machine's Erlang/Elixir are (probed once per installation)",
+    "node-agents": "the node agent compiled per project settings and OTP release",
+    "upgrade-helper": "the hot-upgrade helper (appups, relups) compiled by the host's erlc",
 }
 
 
