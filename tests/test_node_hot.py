@@ -83,6 +83,10 @@ def test_hot_upgrades_keep_state_and_the_gate_sends_the_rest_cold(tmp_path):
             node.wait_for(r"healthy version=2\.0\.0", after=mark)
             assert eval_tuple(rpc(node, PROBE)) == (5, pid, "from the node", True, False)
             assert rpc(node, "IO.inspect(HotApp.Counter.history())") == "[:upgraded]"
+            # the path dep's new code (same version), and the supervisor's new child spec
+            assert rpc(node, "IO.puts(HotDep.greeting())") == "hello from 2"
+            childspec = rpc(node, "IO.inspect(:supervisor.get_childspec(HotApp.Sup, HotApp.Counter))")
+            assert "shutdown: 15000" in childspec, childspec
             assert node.state()["current"] == "2.0.0" and node.state()["dir"] == "1.0.0"
 
             mark = len(node.log)
