@@ -97,6 +97,12 @@ def test_hot_upgrades_keep_state_and_the_gate_sends_the_rest_cold(tmp_path):
             node.wait_for(r"healthy version=2\.0\.0", after=mark)
             assert eval_tuple(rpc(node, PROBE))[:2] == (5, pid)
 
+            node.stop()  # a cold restart boots the version made permanent in place
+            mark = len(node.log)
+            node.start()
+            node.wait_for(r"start version=2\.0\.0 dir=1\.0\.0", after=mark)
+            assert rpc(node, "IO.puts(Application.spec(:hot_app, :vsn))") == "2.0.0"
+
             mix = project / "mix.exs"  # 4.0.0 adds a NIF: the gate sends it the cold way
             mix.write_text(mix.read_text().replace('{:hot_dep, path: "../hot_dep"}',
                                                    '{:hot_dep, path: "../hot_dep"}, {:nif_make, path: "../nif_make"}'))
