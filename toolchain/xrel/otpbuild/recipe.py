@@ -42,6 +42,7 @@ class OtpSettings:
 
 @dataclass(frozen=True)
 class LibcSettings:
+    cflags: tuple[str, ...] = ()
     ldflags: tuple[str, ...] = ()
 
 
@@ -102,6 +103,6 @@ def for_target(target: Target) -> TargetBuild:
         target=target.id, zig_triple=target.zig_triple, host_triple=host,
         openssl_target=r.openssl.configure_targets[arch], openssl_options=r.openssl.options,
         openssl_make=r.openssl.make_targets, configure=r.otp.configure, dfsg_dropped=r.otp.dfsg_dropped,
-        cflags=r.otp.cflags, ldflags=r.otp.ldflags + r.libc[target.libc].ldflags,
+        cflags=r.otp.cflags + r.libc[target.libc].cflags, ldflags=r.otp.ldflags + r.libc[target.libc].ldflags,
         ded_ldflags=r.otp.ded_ldflags, ded_runtime_library_path=r.otp.ded_runtime_library_path,
     )
