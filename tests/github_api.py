@@ -6,6 +6,9 @@ and delete assets, and uploads to the `upload_url` template (`.../assets{?name,l
 Assets carry `state` and `digest` ("sha256:<hex>"); a published release of an immutable repository refuses
 uploads and deletes with 422. Faults (5xx, 403/429 with Retry-After or only x-ratelimit-reset, a stalled
 upload) are queued per route; a request that ignores a rate limit's wait is counted in `early_retries`.
+The browser download routes need no token: `/<owner>/<repo>/releases/latest/download/<asset>` redirects (302)
+to the latest published, non-prerelease release's `/<owner>/<repo>/releases/download/<tag>/<asset>`, which
+redirects to the asset's bytes on the second port (another host, as GitHub's asset storage is); drafts: 404.
 """
 
 from __future__ import annotations
@@ -87,9 +90,19 @@ class State:
     def release(self, tag: str) -> list[dict]:
         return [r for r in self.releases if r["tag_name"] == tag]
 
+    def web_asset(self, tag: str | None, name: str) -> dict | None:
+        """The uploaded asset `name` of the published release `tag` (None: the latest), as a browser finds it."""
+        with self.lock:
+            published = [r for r in self.releases if not r["draft"] and (r["tag_name"] == tag if tag
+                                                                          else not r["prerelease"])]
+            found = [a for a in self.assets[published[0]["id"]] if a["name"] == name and a["state"] == "uploaded"] \
+                if published else []
+            return found[0] if found else None
+
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall between a reply's headers and its body
     state: State
     uploads = False
 
@@ -120,7 +133,8 @@ class Handler(BaseHTTPRequestHandler):
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         with st.lock:
             st.requests.append((method, self.path, dict(self.headers)))
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+        web = method == "GET" and self.web_path(url.path)
+        if not web and self.headers.get("Authorization") != f"Bearer {TOKEN}":
             self.body()
             return self.fail(401, "Bad credentials")
         if self.headers.get("X-GitHub-Api-Version") not in (None, "2022-11-28", "2026-03-10"):
@@ -140,8 +154,34 @@ class Handler(BaseHTTPRequestHandler):
                 else 0)
             st.blocked_until = time.time() + max(0.0, float(wait)) - 0.05 if fault.status in (403, 429) else 0
             return self.reply(fault.status, fault.body, fault.headers)
-        route = self.upload_route if self.uploads else self.api_route
+        route = self.web_route if web else self.upload_route if self.uploads else self.api_route
         return route(method, url.path, query, stall=bool(fault))
+
+    def web_path(self, path: str) -> bool:
+        st = self.state
+        return bool(re.match(r"/release-assets/" if self.uploads else rf"/{st.owner}/{st.repo}/releases/", path))
+
+    def web_route(self, method: str, path: str, query: dict, stall: bool = False) -> None:
+        """A browser download: latest/download and download/<tag> redirect; the asset host serves the bytes."""
+        st = self.state
+        if self.uploads:
+            found = [a for assets in st.assets.values() for a in assets if path == f"/release-assets/{a['id']}"]
+            return self.send_bytes(found[0]["data"]) if found else self.fail(404, "Not Found")
+        web = f"/{st.owner}/{st.repo}/releases"
+        m = re.fullmatch(rf"{re.escape(web)}/(?:latest/download|download/([^/]+))/([^/]+)", path)
+        asset = st.web_asset(m.group(1), m.group(2)) if m else None
+        if asset is None:
+            return self.fail(404, "Not Found")
+        location = f"{st.uploads}/release-assets/{asset['id']}" if m.group(1) else \
+            f"{st.api}{web}/download/{asset['tag']}/{asset['name']}"
+        self.reply(302, None, {"Location": location})
+
+    def send_bytes(self, data: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def leave_starter(self, path: str, name: str) -> None:
         with self.state.lock:

@@ -1,9 +1,11 @@
 """The release a dist upgrades from (`--upgrade-from VERSION|PATH`, default: the version published last).
 
-VERSION: dist/<VERSION>/ (the local dist), else <dir>/<VERSION>/ of [publish] to = "dir:...". PATH: a dist
-dir (xrel-manifest.json inside), one release tarball or one release directory. Without the option, a
-[publish] dir: destination's latest/xrel-manifest.json names the version. A dist's manifest is checked
-against [signing]'s public key when xrel.toml has one, and each tarball against the manifest's sha256.
+VERSION: dist/<VERSION>/ (the local dist), else <dir>/<VERSION>/ of [publish] to = "dir:...", else the
+release v<VERSION> of [publish] to = "github:..." (xrel.upgrade.github_source). PATH: a dist dir
+(xrel-manifest.json inside), one release tarball or one release directory. Without the option, a [publish] dir:
+destination's latest/xrel-manifest.json names the version, a github: one its latest release. A dist's
+manifest is checked against [signing]'s public key when xrel.toml has one, and each tarball against the
+manifest's sha256.
 """
 
 from __future__ import annotations
@@ -33,11 +35,23 @@ class FromSource:
         return self.single if self.single else self.tarballs.get(target)
 
 
+def _publish_to(config):
+    """[publish] to (a GitHubDestination or DirDestination), or None."""
+    return getattr(config.sections.get("publish") if config else None, "to", None)
+
+
 def _publish_dir(config) -> Path | None:
     """[publish] to's directory, when it is a dir: destination."""
-    publish = config.sections.get("publish") if config else None
-    path = getattr(getattr(publish, "to", None), "path", None)
+    path = getattr(_publish_to(config), "path", None)
     return Path(path) if path else None
+
+
+def _github(config):
+    """[publish] to, when it is a github: destination."""
+    from xrel.publish.destination import GitHubDestination
+
+    to = _publish_to(config)
+    return to if isinstance(to, GitHubDestination) else None
 
 
 def _check_signature(dist: Path, manifest: dict, public_key: Path | None, notes: list[str]) -> None:
@@ -83,11 +97,18 @@ def from_path(path: Path, public_key: Path | None) -> FromSource:
                      "pass dist/<version>, a tarball xrel built, or a version number")
 
 
-def from_version(version: str, dist_root: Path, published: Path | None, public_key: Path | None) -> FromSource:
+def from_version(version: str, dist_root: Path, published: Path | None, public_key: Path | None,
+                 github=None) -> FromSource:
     for root in (dist_root, published):
         if root and (root / version / MANIFEST).is_file():
             return read_dist(root / version, public_key)
-    where = " or ".join(str(r) for r in (dist_root, published) if r)
+    if github is not None:
+        from xrel.upgrade.github_source import version_github
+
+        found = version_github(github, version, public_key)
+        if found is not None:
+            return found
+    where = " or ".join([str(r) for r in (dist_root, published) if r] + ([f"{github} v{version}"] if github else []))
     raise UsageError(f"--upgrade-from {version}: no dist of that version in {where}",
                      "pass the path of its dist dir or tarball")
 
@@ -123,16 +144,18 @@ def resolve(spec: str | None, project: Path, dist_root: Path, new_version: str) 
         return None
     config = load_config(project)
     public_key, published = project_public_key(project), _publish_dir(config)
+    if spec is None and published:
+        return latest_published(published, new_version, public_key)
+    if spec is None and _github(config):
+        from xrel.upgrade.github_source import latest_github
+
+        return latest_github(_github(config), new_version, public_key)
     if spec is None:
-        if published:
-            return latest_published(published, new_version, public_key)
-        to = getattr(config.sections.get("publish"), "to", None) if config else None
-        return FromSource(str(to), notes=[f"no upgrade packages: [publish] {to} is not fetched from; pass "
-                                          "--upgrade-from with a dist dir or tarball"]) if to else None
+        return None
     path = Path(spec).expanduser()
     if path.exists():
         return from_path(path.resolve(), public_key)
-    return from_version(spec, dist_root, published, public_key)
+    return from_version(spec, dist_root, published, public_key, _github(config))
 
 
 def check_spec(spec: str | None) -> None:
