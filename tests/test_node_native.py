@@ -1,6 +1,7 @@
 """The node agent on this machine's own CPU (x86_64, no emulation, so quick): an update asked for on
 demand (the trigger file, and check_now over rpc) instead of by the poll timer, and a version that
-boots but fails its health check rolled back by the agent's own report."""
+boots but fails its health check rolled back by the agent's own report; a version with a broken signature
+refused and logged with nothing changed."""
 
 from __future__ import annotations
 
@@ -27,6 +28,18 @@ def test_on_demand_checks_and_a_failed_health_check(tmp_path):
             mark = len(node.log)
             subprocess.run([str(node.root / "bin" / "xrel-node"), "check-now"], env=node.env, check=True)
             node.wait_for(r"healthy version=2\.0\.0", after=mark)
+
+            publish("2.1.0")  # its signature broken on the server: refused, logged, nothing changes
+            signature = tmp_path / "www" / "2.1.0" / "xrel-manifest.json.minisig"
+            lines = signature.read_text().splitlines()
+            lines[1] = lines[1][:-4] + ("AAAA" if not lines[1].endswith("AAAA") else "BBBB")
+            signature.write_text("\n".join(lines) + "\n")
+            before = (node.state(), sorted(p.name for p in (node.root / "versions").iterdir()))
+            mark = len(node.log)
+            subprocess.run([str(node.root / "bin" / "xrel-node"), "check-now"], env=node.env, check=True)
+            node.wait_for(r"refused reason=.*2\.1\.0/xrel-manifest\.json: signature check failed", after=mark)
+            assert (node.state(), sorted(p.name for p in (node.root / "versions").iterdir())) == before
+            assert not list((node.root / "state" / "downloads").iterdir())
 
             publish("5.0.0")  # boots, but its health check says no
             mark = len(node.log)
