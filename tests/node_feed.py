@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 from xrel.dist.layout import MANIFEST, SUMS, sums_text
 from xrel.dist.make import sign_dist
 from xrel.dist.manifest import SCHEMA_VERSION, manifest_text
-from xrel.release.assemble import write_tarball
+from xrel.release.tarball import write_tarball
 from xrel.storage.download import sha256_file
 from xrel.targets import Target
 

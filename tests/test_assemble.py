@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import have
-from xrel.release import assemble
-from xrel.release.assemble import COOKIE, write_tarball
+from xrel.release import tarball
+from xrel.release.tarball import COOKIE, write_tarball
 
 
 def release(root: Path, big: int = 0) -> Path:
@@ -76,8 +76,8 @@ def test_reused_pieces_give_the_bytes_of_a_fresh_write(tmp_path, monkeypatch):
     write_tarball(rel, tmp_path / "inc.tar.gz", 42)
     (rel / "lib/a-1/ebin/a.app").write_text("{application,a,[{vsn,\"2\"}]}.\n")  # one small member changed
     compressed = []
-    real = assemble._deflate
-    monkeypatch.setattr(assemble, "_deflate", lambda *a: compressed.append(a[0]) or real(*a))
+    real = tarball._deflate
+    monkeypatch.setattr(tarball, "_deflate", lambda *a: compressed.append(a[0]) or real(*a))
     incremental = write_tarball(rel, tmp_path / "inc.tar.gz", 42)
     assert len(compressed) <= 3, "only the changed member and what follows it within 32 KiB is compressed again"
     assert write_tarball(rel, tmp_path / "fresh.tar.gz", 42) == incremental
@@ -105,19 +105,19 @@ def test_tarball_bytes_do_not_depend_on_mtimes_modes_or_the_cookie(tmp_path):
 
 def test_source_date_epoch(tmp_path, monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1234")
-    assert assemble.source_date_epoch(tmp_path) == 1234
+    assert tarball.source_date_epoch(tmp_path) == 1234
     monkeypatch.delenv("SOURCE_DATE_EPOCH")
-    assert assemble.source_date_epoch(tmp_path) == assemble.DEFAULT_EPOCH  # not a git repository
+    assert tarball.source_date_epoch(tmp_path) == tarball.DEFAULT_EPOCH  # not a git repository
     if have("git"):
         env = {**os.environ, "GIT_AUTHOR_DATE": "@1600000000 +0000", "GIT_COMMITTER_DATE": "@1600000000 +0000",
                "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
                "GIT_COMMITTER_EMAIL": "t@t"}
         for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "x"]):
             subprocess.run(["git", "-C", str(tmp_path), *args], check=True, env=env, capture_output=True)
-        assert assemble.source_date_epoch(tmp_path) == 1600000000
+        assert tarball.source_date_epoch(tmp_path) == 1600000000
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "soon")
     with pytest.raises(Exception, match="not a number"):
-        assemble.source_date_epoch(tmp_path)
+        tarball.source_date_epoch(tmp_path)
 
 
 def test_gzip_reader_of_python_streams_it(tmp_path):
@@ -131,7 +131,7 @@ def test_gzip_reader_of_python_streams_it(tmp_path):
 def test_a_file_rewritten_with_its_size_and_mtime_restored_is_read_again(tmp_path, monkeypatch, racy):
     rel = release(tmp_path / "rel", big=2 * (1 << 20))
     if not racy:  # found by its ctime, not because it was written within a clock tick of being read
-        monkeypatch.setattr(assemble, "_RACY_NS", 0)
+        monkeypatch.setattr(tarball, "_RACY_NS", 0)
     write_tarball(rel, tmp_path / "a.tar.gz", 42)
     if not racy:
         time.sleep(0.05)
@@ -151,7 +151,7 @@ def test_a_file_rewritten_with_its_size_and_mtime_restored_is_read_again(tmp_pat
 
 def test_unchanged_and_hard_linked_files_are_not_read(tmp_path, monkeypatch):
     rel = release(tmp_path / "rel", big=2 * (1 << 20))
-    monkeypatch.setattr(assemble, "_RACY_NS", 0)
+    monkeypatch.setattr(tarball, "_RACY_NS", 0)
     time.sleep(0.05)
     write_tarball(rel, tmp_path / "a.tar.gz", 42)
     other = tmp_path / "other"
@@ -159,8 +159,8 @@ def test_unchanged_and_hard_linked_files_are_not_read(tmp_path, monkeypatch):
     write_tarball(other, tmp_path / "b.tar.gz", 42)
     (rel / "lib/a-1/ebin/a.app").write_text("{application,a,[{vsn,\"2\"}]}.\n")
     opened = []
-    real = assemble._member_bytes
-    monkeypatch.setattr(assemble, "_member_bytes", lambda rel_, *a: opened.append(rel_) or real(rel_, *a))
+    real = tarball._member_bytes
+    monkeypatch.setattr(tarball, "_member_bytes", lambda rel_, *a: opened.append(rel_) or real(rel_, *a))
     write_tarball(rel, tmp_path / "a.tar.gz", 42)
     assert "erts-1/bin/beam.smp" not in opened and "lib/a-1/ebin/a.app" in opened
     opened.clear()
@@ -172,6 +172,6 @@ def test_unchanged_and_hard_linked_files_are_not_read(tmp_path, monkeypatch):
 
 def _fresh(rel: Path, dest: Path) -> bytes:
     """The bytes of a tarball written from nothing (no record, nothing this process packed)."""
-    assemble._SEEN.clear()
+    tarball._SEEN.clear()
     write_tarball(rel, dest, 42)
     return dest.read_bytes()

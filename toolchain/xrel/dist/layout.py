@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 from xrel.errors import UsageError, VerificationError
-from xrel.release.assemble import COOKIE, DEFAULT_EPOCH  # noqa: F401  (the tarball writer's: no COOKIE, the epoch)
+from xrel.release.tarball import COOKIE, DEFAULT_EPOCH  # noqa: F401  (the tarball writer's: no COOKIE, the epoch)
 
 MANIFEST = "xrel-manifest.json"
 SUMS = "SHA256SUMS"

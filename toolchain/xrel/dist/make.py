@@ -17,7 +17,7 @@ from xrel import progress
 from xrel.dist.layout import MANIFEST, SIGNED, SUMS, refuse_cookie, signature_name, sums_text
 from xrel.dist.manifest import build_manifest, manifest_text, target_entry
 from xrel.errors import UsageError
-from xrel.release import assemble
+from xrel.release import assemble, tarball
 from xrel.release.results import BuildResult, TargetResult
 from xrel.storage.download import sha256_file
 from xrel.storage.files import atomic_write
@@ -54,7 +54,7 @@ def stage_tarball(result: TargetResult, release: str, version: str, staging: Pat
     build of a later commit) or if its release changed since."""
     name = assemble.tarball_name(release, version, int(result.otp_version.split(".")[0]), result.target)
     built, staged = Path(result.tarball), staging / name
-    assemble.write_tarball(Path(result.release_dir), built, epoch)
+    tarball.write_tarball(Path(result.release_dir), built, epoch)
     try:
         os.link(built, staged)
     except OSError:  # another file system
@@ -137,7 +137,7 @@ def make_dist(project_dir: str | Path = ".", targets: str | Sequence[str] = (), 
     check_spec(upgrade_from)
     project = Path(project_dir).resolve()
     key = signing_key()  # a broken key fails before anything builds
-    epoch = assemble.source_date_epoch(project)
+    epoch = tarball.source_date_epoch(project)
     build_args = {"project_dir": project, "targets": targets, "otp": otp, "source": source,
                   "locked": locked, "offline": offline}
     built = build(**build_args)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from xrel.errors import VerificationError
-from xrel.release.assemble import git_output
+from xrel.release.tarball import git_output
 from xrel.release.results import BuildResult, TargetResult
 from xrel.targets import Target
 

@@ -27,6 +27,7 @@ from xrel.release import assemble, blame, compat, derive, precompiled, record, r
 from xrel.release.mix import Project, load_project, mix_env_vars, run_mix
 from xrel.release.native import BEAM_SOURCES, App, local_deps_env, own_env_compile_order, refuse_broken_targets
 from xrel.release.results import BuildResult, RuntimeInfo, TargetResult, native_file
+from xrel.release.tarball import source_date_epoch, write_tarball
 from xrel.release.target_build import BuildOptions, TargetBuild
 from xrel.release.workspace import Workspace, sync_tree, workspace_for
 from xrel.runtimes import Runtime
@@ -230,7 +231,7 @@ def package(build: TargetBuild, report: Report, started: float) -> TargetResult:
     version = assemble.release_version(build.release_dir)
     tarball = build.out / assemble.tarball_name(build.release, version, build.runtime.otp_major, build.target.id)
     with progress.step(f"{build.label} tarball"):  # reproducible: `xrel dist` ships these very bytes
-        sha = assemble.write_tarball(build.release_dir, tarball, assemble.source_date_epoch(build.project.path))
+        sha = write_tarball(build.release_dir, tarball, source_date_epoch(build.project.path))
         assemble.link_old_name(tarball, build.out / f"{build.release}-{version}-{build.target.id}.tar.gz")
     runtime = build.runtime
     return TargetResult(

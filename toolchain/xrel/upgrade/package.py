@@ -140,7 +140,7 @@ def package_name(release: str, version: str, from_version: str, otp_major: int, 
 
 def write_package(plan: Plan, dest: Path, epoch: int) -> str:
     """The staged package as a reproducible tarball at `dest` (nothing beside it); its sha256."""
-    from xrel.release.assemble import write_tarball
+    from xrel.release.tarball import write_tarball
 
     work = plan.staged.parent / "tarball" / dest.name
     sha = write_tarball(plan.staged, work, epoch, exclude=frozenset())

@@ -1,0 +1,325 @@
+"""The release tarball: reproducible bytes (sorted members, root:root, normal modes, one mtime, no gzip
+timestamp, no COOKIE), compressed in pieces on all cores, and incremental (unchanged files are neither read
+nor hashed; unchanged pieces are copied from the previous tarball)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import struct
+import subprocess
+import tarfile
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from xrel.errors import UsageError
+from xrel.storage.files import atomic_write
+
+COOKIE = "releases/COOKIE"  # mix's random per-build secret: in no tarball (each node makes its own)
+PRIVATE = frozenset({COOKIE})
+DEFAULT_EPOCH = 315532800  # 1980-01-01, when neither SOURCE_DATE_EPOCH nor a git commit gives a time
+TARBALL_FORMAT = 2  # bumped whenever the writer would give other bytes for the same tree
+GZIP_LEVEL = 6
+_PIECE = 1 << 20  # a big member is compressed in pieces of this size, in parallel
+_WINDOW = 1 << 15  # deflate's window: each piece is primed with the 32 KiB before it
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, mtime 0, OS unknown
+
+
+def git_output(project: Path, *args: str) -> str | None:
+    """`git -C project ARGS`'s output, or None (no git, not a repository, an error)."""
+    try:
+        out = subprocess.run(["git", "-C", str(project), *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def source_date_epoch(project: Path) -> int:
+    """Every tarball member's mtime: SOURCE_DATE_EPOCH, else HEAD's commit time, else 1980-01-01."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if value:
+        if not value.isdigit():
+            raise UsageError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds",
+                             "set it to an integer, e.g. $(git log -1 --format=%ct)")
+        return int(value)
+    commit_time = git_output(project, "log", "-1", "--format=%ct")
+    return int(commit_time) if commit_time and commit_time.isdigit() else DEFAULT_EPOCH
+
+
+def _normal_mode(mode: int) -> int:
+    """0755 for directories and anything executable, else 0644 (no umask or setuid of the build machine)."""
+    return 0o755 if stat.S_ISDIR(mode) or mode & 0o111 else 0o644
+
+
+def _entries(root: Path, exclude: frozenset[str]):
+    """(relative path, path, lstat) of everything under `root` but `exclude`: each directory's
+    subdirectories (and links to them), then its files, sorted by name; parents before children."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in dirnames + sorted(filenames):
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, root)
+            if rel not in exclude:
+                yield rel, path, os.lstat(path)
+
+
+def _header(rel: str, path: str, st: os.stat_result, mtime: int) -> bytes:
+    """One tar member's PAX header: root:root, mtime `mtime`, a normal mode."""
+    info = tarfile.TarInfo(rel)
+    info.mtime, info.uname, info.gname, info.mode = mtime, "root", "root", _normal_mode(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        info.type, info.linkname, info.mode = tarfile.SYMTYPE, os.readlink(path), 0o777
+    elif stat.S_ISDIR(st.st_mode):
+        info.type = tarfile.DIRTYPE
+    else:
+        info.size = st.st_size
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def _member_bytes(rel: str, path: str, st: os.stat_result, mtime: int) -> bytes:
+    """One tar member (header, data, padding)."""
+    data = b""
+    if stat.S_ISREG(st.st_mode):
+        with open(path, "rb") as f:
+            data = f.read()
+        if len(data) != st.st_size:
+            raise OSError(f"{path} changed while the tarball was written")
+    return _header(rel, path, st, mtime) + data + tarfile.NUL * (-len(data) % tarfile.BLOCKSIZE)
+
+
+class _Member:
+    """One entry of the stream: its pieces' (sha256, length), its crc32; its bytes only once read."""
+
+    def __init__(self, rel: str, path: str, st: os.stat_result, mtime: int, known: dict | None) -> None:
+        self.rel, self.path, self.st, self.mtime, self.data = rel, path, st, mtime, None
+        self.seen = time.time_ns()  # before it is read; its stat was taken before that
+        if known is None:
+            self.data = _member_bytes(rel, path, st, mtime)
+            pieces = [self.data[i:i + _PIECE] for i in range(0, len(self.data), _PIECE)]
+            self.pieces = [(hashlib.sha256(p).hexdigest(), len(p)) for p in pieces]
+            self.crc = zlib.crc32(self.data)
+        else:
+            self.pieces, self.crc = [tuple(p) for p in known["pieces"]], known["crc"]
+
+    def load(self) -> bytes:
+        if self.data is None:  # trusted unchanged: read only when a neighbour is compressed again
+            self.data = _member_bytes(self.rel, self.path, self.st, self.mtime)
+        return self.data
+
+    def tail(self, end: int, need: int) -> bytes:
+        """Bytes [end - need, end) of the member; of an unread file, only those are read."""
+        if self.data is not None or not stat.S_ISREG(self.st.st_mode):
+            return self.load()[max(0, end - need):end]
+        header = _header(self.rel, self.path, self.st, self.mtime)
+        start, size = max(0, end - need), self.st.st_size
+        with open(self.path, "rb") as f:
+            f.seek(max(0, start - len(header)))
+            data = f.read(max(0, min(end - len(header), size) - max(0, start - len(header))))
+        whole = header + b"\0" * max(0, start - len(header)) + data
+        padded = whole + tarfile.NUL * max(0, end - len(header) - size)
+        return padded[start:end]
+
+    def fact(self) -> dict:
+        st = self.st
+        return {"ident": _ident(st), "ctime": st.st_ctime_ns, "nlink": st.st_nlink, "seen": self.seen,
+                "pieces": [list(p) for p in self.pieces], "crc": self.crc}
+
+
+def _ident(st: os.stat_result) -> str:
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_mode}"
+
+
+_RACY_NS = 50_000_000  # a file changed this close to when it was read is not trusted by its stat
+_SEEN: dict[tuple[str, int, str], dict] = {}  # (rel, epoch, ident) -> fact: files this process packed
+
+
+def _trusted(fact: dict | None, st: os.stat_result) -> bool:
+    """Whether a regular file is what `fact` describes without reading it (see write_tarball)."""
+    if not fact or fact.get("ident") != _ident(st):
+        return False
+    racy = _RACY_NS if st.st_ctime_ns % 1_000_000_000 else 2_000_000_000  # coarse clocks: whole seconds
+    if fact["ctime"] >= fact["seen"] - racy:
+        return False  # changed within a clock tick of being read: a later write could keep its ctime
+    return fact.get("ctime") == st.st_ctime_ns or fact.get("nlink") != st.st_nlink
+
+
+def _members(root: Path, mtime: int, exclude: frozenset[str], facts: dict[str, dict]) -> list[_Member]:
+    """Every member in stream order; a regular file is read and hashed only when not trusted."""
+    members = []
+    for rel, path, st in _entries(root, exclude):
+        known = None
+        if stat.S_ISREG(st.st_mode):
+            seen = _SEEN.get((rel, mtime, _ident(st)))
+            known = next((f for f in (facts.get(rel), seen) if _trusted(f, st)), None)
+        members.append(_Member(rel, path, st, mtime, known))
+        if stat.S_ISREG(st.st_mode):
+            if len(_SEEN) > 200_000:
+                _SEEN.clear()
+            _SEEN[(rel, mtime, _ident(st))] = members[-1].fact()
+    return members
+
+
+def _end_piece(size: int) -> bytes:
+    """The end-of-archive blocks padded to a whole record, as tarfile writes it."""
+    end = 2 * tarfile.BLOCKSIZE
+    return tarfile.NUL * (end + -(size + end) % tarfile.RECORDSIZE)
+
+
+def _keys(spans: list[tuple[str, int]]) -> list[str]:
+    """Each piece's identity as compressed, from the sha256 of its bytes and of the pieces whose
+    bytes make its deflate window (the 32 KiB before it), last or not: nothing is read."""
+    keys = []
+    for index, (digest, _length) in enumerate(spans):
+        window, need, back = [], _WINDOW, index - 1
+        while need and back >= 0:
+            d, n = spans[back]
+            take = min(n, need)
+            window.append(f"{d}:{n - take}:{n}")
+            need, back = need - take, back - 1
+        head = f"{GZIP_LEVEL} {int(index == len(spans) - 1)} {_WINDOW - need}\n{' '.join(window)}\n{digest}"
+        keys.append(hashlib.sha256(head.encode()).hexdigest())
+    return keys
+
+
+def _deflate(piece: bytes, window: bytes, final: bool) -> bytes:
+    """`piece` as raw deflate primed with `window` (the bytes a reader has just inflated), ending on a
+    byte boundary (sync flush) so pieces join into one stream, pigz-style; the last one finishes it."""
+    options = {"zdict": window} if window else {}
+    c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15, **options)
+    return c.compress(piece) + c.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+
+
+def _layout(members: list[_Member], end: bytes) -> list[tuple[_Member | None, int, int]]:
+    """Every piece as (member, offset, length); the end-of-archive piece as (None, 0, its length)."""
+    layout = []
+    for m in members:
+        offset = 0
+        for _digest, length in m.pieces:
+            layout.append((m, offset, length))
+            offset += length
+    return [*layout, (None, 0, len(end))]
+
+
+def _compress(members: list[_Member], end: bytes, keys: list[str], known: dict[str, bytes]) -> list[bytes]:
+    """Every piece compressed, on all cores; pieces in `known` (key -> bytes) are reused as they are,
+    and only the members a piece to compress or its window takes bytes from are read."""
+    layout = _layout(members, end)
+
+    def data(i: int) -> bytes:
+        m, offset, length = layout[i]
+        return end if m is None else m.load()[offset:offset + length]
+
+    def window(i: int) -> bytes:
+        parts, need = [], _WINDOW
+        while need and i > 0:
+            i -= 1
+            m, offset, length = layout[i]
+            piece = end[-need:] if m is None else m.tail(offset + length, min(need, length))
+            parts.append(piece)
+            need -= len(piece)
+        return b"".join(reversed(parts))
+
+    last = len(layout) - 1
+    todo = {i: (data(i), window(i)) for i in range(len(layout)) if keys[i] not in known}
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        done = dict(zip(todo, pool.map(lambda i: _deflate(*todo[i], i == last), todo)))
+    return [done[i] if i in done else known[keys[i]] for i in range(len(layout))]
+
+
+_ZEROS: dict[int, int] = {}  # n -> crc32 of n zero bytes
+
+
+def _stream_crc(members: list[_Member], end: bytes) -> int:
+    """The crc32 of the whole stream: of a read member's bytes, else its recorded crc32 joined on
+    (crc(A+B) = crc32(n zeros, crc(A)) ^ crc32(n zeros, 0) ^ crc(B), n = len(B): zlib's crc32_combine)."""
+    crc, zeros = 0, b""
+    for m in members:
+        if m.data is not None:
+            crc = zlib.crc32(m.data, crc)
+            continue
+        size = sum(n for _d, n in m.pieces)
+        if len(zeros) < size:
+            zeros = bytes(max(size, 2 * len(zeros)))
+        block = memoryview(zeros)[:size]
+        if size not in _ZEROS:
+            _ZEROS[size] = zlib.crc32(block)
+        crc = zlib.crc32(block, crc) ^ _ZEROS[size] ^ m.crc
+    return zlib.crc32(end, crc)
+
+
+def _stat_digest(root: Path, exclude: frozenset[str]) -> tuple[str, int]:
+    """A cheap identity of what goes into the tarball (paths, types, modes, sizes, inodes, mtimes,
+    ctimes: nothing read) and the newest ctime in it."""
+    digest, newest = hashlib.sha256(), 0
+    for rel, _path, st in _entries(root, exclude):
+        newest = max(newest, st.st_ctime_ns)
+        digest.update(f"{rel}\0{st.st_mode}\0{st.st_size}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n".encode())
+    return digest.hexdigest(), newest
+
+
+def _previous(dest: Path, record: Path) -> tuple[dict, bytes]:
+    """The record of the tarball at `dest` and its bytes, when both are there and agree."""
+    try:
+        last, blob = json.loads(record.read_text()), dest.read_bytes()
+        if not isinstance(last, dict) or hashlib.sha256(blob).hexdigest() != last.get("sha256"):
+            return {}, b""
+        return last, blob
+    except (OSError, ValueError):
+        return {}, b""
+
+
+def _known_pieces(last: dict, blob: bytes) -> dict[str, bytes]:
+    """key -> compressed bytes of every piece of the previous tarball (they follow the 10-byte gzip header)."""
+    known, offset = {}, len(_GZIP_HEADER)
+    for key, length in last.get("pieces", []):
+        known[key], offset = blob[offset:offset + length], offset + length
+    return known
+
+
+def write_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[str] = PRIVATE) -> str:
+    """The release's reproducible .tar.gz, no top folder (like mix's :tar step), and its .sha256 beside
+    it; returns its sha256. Its bytes depend only on what goes in: members sorted, root:root, normal
+    modes, every mtime `mtime`, no gzip timestamp, `exclude` (mix's COOKIE) left out.
+
+    Incremental: a tarball of an unchanged tree is kept; otherwise a piece whose bytes and deflate
+    window are unchanged is not compressed again (`<dest>.content` records the previous tarball's
+    pieces and each file's facts: the sha256 of its pieces, its crc32, its stat). A regular file is
+    trusted unchanged, neither read nor hashed, when its (dev, inode, size, mtime_ns, mode) are the
+    recorded ones (in the record, or of a file this process packed: extra targets' hard links) and
+    either its ctime_ns is the recorded one or its link count is not: a write changes the ctime but
+    not the link count, so a file rewritten in place with the same size and its mtime restored is
+    read again; a link made or removed (hard-linked releases) changes both and is trusted. Any other
+    file is read and hashed once."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    record, checksum = dest.with_name(dest.name + ".content"), dest.with_name(dest.name + ".sha256")
+    setup = {"format": TARBALL_FORMAT, "level": GZIP_LEVEL, "mtime": mtime, "exclude": sorted(exclude)}
+    seen = time.time_ns()
+    tree, newest = _stat_digest(release_dir, exclude)
+    last, blob = _previous(dest, record)
+    same_setup = {k: last.get(k) for k in setup} == setup
+    settled = isinstance(last.get("seen"), int) and last.get("newest", 0) < last["seen"] - _RACY_NS
+    if same_setup and settled and last.get("tree") == tree and checksum.is_file():
+        return last["sha256"]
+    facts = last.get("files", {}) if same_setup and isinstance(last.get("files"), dict) else {}
+    members = _members(release_dir, mtime, exclude, facts)
+    size = sum(n for m in members for _d, n in m.pieces)
+    end = _end_piece(size)
+    keys = _keys([p for m in members for p in m.pieces] + [(hashlib.sha256(end).hexdigest(), len(end))])
+    if same_setup and [k for k, _n in last.get("pieces", [])] == keys:
+        sha = last["sha256"]  # the same content, touched: the same bytes
+    else:
+        compressed = _compress(members, end, keys, _known_pieces(last, blob))
+        crc = _stream_crc(members, end)
+        blob = b"".join([_GZIP_HEADER, *compressed, struct.pack("<II", crc, (size + len(end)) & 0xFFFFFFFF)])
+        sha = hashlib.sha256(blob).hexdigest()
+        atomic_write(dest, blob, 0o644)
+        last = {"pieces": [[k, len(c)] for k, c in zip(keys, compressed)]}
+    files = {m.rel: m.fact() for m in members if stat.S_ISREG(m.st.st_mode)}
+    atomic_write(checksum, f"{sha}  {dest.name}\n", 0o644)
+    atomic_write(record, json.dumps({**setup, "tree": tree, "sha256": sha, "pieces": last["pieces"],
+                                     "seen": seen, "newest": newest, "files": files}), 0o644)
+    return sha
