@@ -29,7 +29,7 @@ def _pkg(package: str, version: str, sha: str = "a" * 64) -> debsrc.SourcePackag
 def test_recipe_resolves_per_target_flags():
     musl, glibc = recipe.for_target(MUSL), recipe.for_target(Target.parse("aarch64-linux-gnu.2.28"))
     assert "-dynamic" in musl.ldflags and "-dynamic" not in glibc.ldflags  # a static beam loads no NIFs
-    assert "-fPIE" in musl.cflags and "-fPIE" not in glibc.cflags  # no copy relocation of environ
+    assert musl.compile_cflags == ("-fPIE",) and not glibc.compile_cflags  # no copy relocation of environ
     assert musl.openssl_target == "linux-x86_64" and glibc.openssl_target == "linux-aarch64"
     assert glibc.zig_triple == "aarch64-linux-gnu.2.28" and glibc.target == "aarch64-linux-gnu.2.28"
     assert "--disable-dynamic-ssl-lib" in musl.configure
@@ -59,8 +59,10 @@ def fake_zig(tmp_path) -> Path:
 def test_wrapper_adds_target_and_recipe_flags(tmp_path, fake_zig):
     tools = write_tools(tmp_path / "tools", str(fake_zig), recipe.for_target(MUSL))
     subprocess.run([tools["cc"], "-c", "a.c", "-o", "a.o"], check=True, capture_output=True)
-    called = (tmp_path / "calls").read_text()
-    assert called == "cc -target x86_64-linux-musl -fno-sanitize=undefined -fPIE -c a.c -o a.o\n"
+    subprocess.run([tools["cc"], "-shared", "a.o", "-o", "a.so"], check=True, capture_output=True)
+    assert (tmp_path / "calls").read_text().splitlines() == [  # -fPIE for compiles only: zig refuses a PIE .so
+        "cc -target x86_64-linux-musl -fno-sanitize=undefined -fPIE -c a.c -o a.o",
+        "cc -target x86_64-linux-musl -fno-sanitize=undefined -shared a.o -o a.so"]
 
 
 def test_wrapper_writes_an_empty_precompiled_header(tmp_path, fake_zig):

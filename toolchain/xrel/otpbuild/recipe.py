@@ -42,7 +42,7 @@ class OtpSettings:
 
 @dataclass(frozen=True)
 class LibcSettings:
-    cflags: tuple[str, ...] = ()
+    compile_cflags: tuple[str, ...] = ()  # compiles (-c) only
     ldflags: tuple[str, ...] = ()
 
 
@@ -73,7 +73,8 @@ class TargetBuild:
     openssl_make: tuple[str, ...]
     configure: tuple[str, ...]
     dfsg_dropped: tuple[str, ...]
-    cflags: tuple[str, ...]
+    cflags: tuple[str, ...]  # every compiler call
+    compile_cflags: tuple[str, ...]  # compiles (-c) only
     ldflags: tuple[str, ...]
     ded_ldflags: tuple[str, ...]
     ded_runtime_library_path: str
@@ -103,6 +104,7 @@ def for_target(target: Target) -> TargetBuild:
         target=target.id, zig_triple=target.zig_triple, host_triple=host,
         openssl_target=r.openssl.configure_targets[arch], openssl_options=r.openssl.options,
         openssl_make=r.openssl.make_targets, configure=r.otp.configure, dfsg_dropped=r.otp.dfsg_dropped,
-        cflags=r.otp.cflags + r.libc[target.libc].cflags, ldflags=r.otp.ldflags + r.libc[target.libc].ldflags,
+        cflags=r.otp.cflags, compile_cflags=r.libc[target.libc].compile_cflags,
+        ldflags=r.otp.ldflags + r.libc[target.libc].ldflags,
         ded_ldflags=r.otp.ded_ldflags, ded_runtime_library_path=r.otp.ded_runtime_library_path,
     )

@@ -86,6 +86,7 @@ class BuildSource:
         uploads = otp_uploads(repo)
         wanted = [v for v in uploads if options.request is None or versions.matches(options.request, v)]
         openssl = newest_openssl(repo) if wanted else None
+        host = _host_major()
         offers = [Offer(self.name, target.name, v, note=f"Debian {uploads[v]}") for v in uploads if v not in wanted]
         for upstream in wanted:
             debian_version = uploads[upstream]
@@ -93,7 +94,8 @@ class BuildSource:
             offers.append(Offer(
                 source=self.name, target=target.name, version=upstream, url=otp.orig.url, sha256=otp.orig.sha256,
                 note=f"built here with zig from Debian's {debian_version} source and OpenSSL {openssl.upstream} "
-                     "(~8 min on 2 cores)",
+                     + ("(8-20 min on 2 cores)" if release(upstream)[0] == host else f"(needs a host erl of OTP "
+                        f"{release(upstream)[0]})"),
                 details={"otp": otp, "openssl": openssl, "build": build,
                          "variant": variant(build, otp, openssl)},
             ))

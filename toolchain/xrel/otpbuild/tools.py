@@ -18,11 +18,12 @@ def _compiler(zig: str, mode: str, build: TargetBuild) -> str:
     """The sh wrapper for `zig cc`/`zig c++`: cheap for the thousands of ordinary calls."""
     base = [zig, mode, "-target", build.zig_triple, *build.cflags]
     helper = [sys.executable, "-S", "-E", str(Path(depend.__file__).resolve()), str(len(base)), *base]
-    return (f"#!/bin/sh\n# xrel build-erts: zig {mode} for {build.target}\nprev=\n"
+    return (f"#!/bin/sh\n# xrel build-erts: zig {mode} for {build.target}\nprev= compile=\n"
             "for a; do\n"
             '  if [ "$prev" = -o ]; then case "$a" in *.gch) : > "$a"; exit 0;; esac; fi\n'
-            f'  case "$a" in -M|-MM) exec {shlex.join(helper)} "$@";; esac\n'
+            f'  case "$a" in -M|-MM) exec {shlex.join(helper)} "$@";; -c) compile=1;; esac\n'
             '  prev=$a\ndone\n'
+            f'[ -n "$compile" ] && exec {shlex.join([*base, *build.compile_cflags])} "$@"\n'
             f'exec {shlex.join(base)} "$@"\n')
 
 
