@@ -181,5 +181,8 @@ with_client(Fun) ->
     try Fun(Client)
     after
         unlink(Client),  % a stand-alone client is linked to its starter and stops with `shutdown`
-        inets:stop(stand_alone, Client)
+        Down = erlang:monitor(process, Client),
+        inets:stop(stand_alone, Client),
+        %% its session table has a fixed name: the next client can start only once this one is gone
+        receive {'DOWN', Down, process, Client, _} -> ok after 10000 -> ok end
     end.
