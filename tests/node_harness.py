@@ -115,4 +115,5 @@ def install_root(project: Path, tmp_path: Path, ca: Path, target: str, release: 
         verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
         assert verify.returncode == 0 and unit.name not in verify.stderr, verify.stderr
     env = {**plan(unpacked).env, "XREL_NODE_CACERTFILE": str(ca)}  # qemu-user's loader prefix, the test CA
+    env.pop("RELEASE_COOKIE", None)  # the node's own cookie (state/cookie) is what xrel-node exports
     return Node(root, env)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import secrets
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -33,6 +34,11 @@ class Plan:
     sysroot: Path | None = None
     notes: list[str] = field(default_factory=list)
     overlay: str = ""  # namespace mode: the lowerdir list mounted over /usr/lib
+
+    def __post_init__(self) -> None:
+        # tarballs carry no releases/COOKIE (a secret): a release started here gets a throwaway one
+        if not (self.release_dir / "releases" / "COOKIE").is_file():
+            self.env.setdefault("RELEASE_COOKIE", secrets.token_hex(16))
 
     def argv(self, args: list[str]) -> list[str]:
         """The command line that starts bin/<name> ARGS in this plan's mode."""
