@@ -1,0 +1,85 @@
+"""`xrel build-erts` for real: x86_64-linux-musl OTP 25.2.3 built from Debian's sources with zig,
+then a project with a C NIF, a port program and crypto built on it (`--source build`) and booted
+through `xrel run` / `xrel smoke` (Debian's musl loader: natively, or in a mount namespace).
+
+Cost: the build (~8-20 min on 2 cores) happens once per recipe per machine. Its cache lives
+outside the session cache, in a directory keyed by the recipe's flags ($XREL_TEST_OTP_BUILD_CACHE,
+else <user cache>/xrel-tests/otp-build-<key>); every later run finds it there in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import platformdirs
+import pytest
+
+from conftest import needs_apt, needs_make, needs_mix
+from helpers import XREL, copy_fixtures, runnable
+from xrel.otpbuild import recipe
+from xrel.targets import Target
+
+TARGET, OTP = "x86_64-linux-musl", "25.2.3"
+pytestmark = [needs_mix, needs_make, needs_apt, pytest.mark.slow, runnable(TARGET)]
+
+
+def build_cache() -> Path:
+    """The lasting cache of the one OTP this suite builds, named by the recipe's flags for it."""
+    key = recipe.for_target(Target.parse(TARGET)).key
+    explicit = os.environ.get("XREL_TEST_OTP_BUILD_CACHE")
+    return Path(explicit) if explicit else Path(platformdirs.user_cache_dir("xrel-tests")) / f"otp-build-{key}"
+
+
+def xrel(*args: str, cache: Path, timeout: float = 3600) -> subprocess.CompletedProcess:
+    out = subprocess.run([*XREL, "-q", *args], capture_output=True, text=True, timeout=timeout,
+                         env={**os.environ, "XREL_CACHE_DIR": str(cache)})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def built() -> tuple[Path, dict]:
+    """(cache, runtime metadata) of x86_64-linux-musl OTP 25.2.3 built by xrel (once per recipe)."""
+    cache = build_cache()
+    meta = json.loads(xrel("build-erts", TARGET, "--otp", OTP, "--json", cache=cache).stdout)
+    return cache, meta
+
+
+def test_the_built_runtime_is_musl_and_records_its_sources_and_flags(built):
+    _cache, meta = built
+    root = Path(meta["path"])
+    assert (meta["target"], meta["source"], meta["otp_version"]) == (TARGET, "build", OTP)
+    assert {"erlang_25.2.3+dfsg.orig.tar.xz", "build-flags.json"} <= set(meta["sha256"])
+    assert any(name.startswith("openssl_3.0.") for name in meta["sha256"])
+    assert "-dynamic" in meta["build"]["ldflags"] and set(meta["build"]["seconds"]) >= {"make", "release"}
+    full = json.loads((root / "xrel-runtime.json").read_text())
+    libcs = {f["libc"] for f in full["native_files"] if f.get("libc")}
+    assert libcs == {"musl"}, libcs
+    beam = next(f for f in full["native_files"] if f["path"].endswith("/beam.smp"))
+    assert "ld-musl-x86_64.so.1" in (beam.get("interpreter") or beam.get("interp") or json.dumps(beam))
+    assert list(root.glob("lib/crypto-*/priv/lib/crypto.so"))
+    assert not list((root.parent).glob(".tmp-*"))
+
+
+def test_a_nif_project_built_on_it_boots_through_xrel_run(built, tmp_path):
+    cache, _meta = built
+    project = copy_fixtures(tmp_path, "nif_make") / "nif_make"
+    pins = f'otp = "{OTP}"\ntargets = ["{TARGET}"]\n\n[target.{TARGET}]\nsource = "build"\n'
+    (project / "xrel.toml").write_text(pins)
+    result = json.loads(xrel("build", str(project), "--json", cache=cache).stdout)
+    release = Path(result["targets"][0]["release_dir"])
+    lock = (project / "xrel.lock").read_text()
+    assert 'source = "build"' in lock and "build-flags.json" in lock and "erlang_25.2.3%2bdfsg.orig.tar.xz" in lock
+    xrel("build", str(project), "--locked", cache=cache)  # the same tarballs and flags
+    out = xrel("run", str(release), "eval", "IO.puts(Fixture.report())", cache=cache, timeout=600)
+    line = next(line for line in out.stdout.splitlines() if line.startswith("nif_arch="))
+    report = dict(kv.split("=", 1) for kv in line.split())
+    assert report["nif_arch"] == "x86_64" and report["pointer_bytes"] == "8"
+    assert report["port"] == "x86_64:ping" and report["sha256"] == "beb3cfaf5d10b249"  # crypto NIF, static OpenSSL
+    smoke = json.loads(xrel("smoke", str(release), "--json", cache=cache, timeout=600).stdout)
+    assert smoke["ok"], smoke
+    assert "lib/nif_make-0.1.0/priv/fixture_nif.so" in smoke["nifs_loaded"]
+    assert "musl" in smoke["system"]["architecture"]
