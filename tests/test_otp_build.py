@@ -32,6 +32,8 @@ def test_recipe_resolves_per_target_flags():
     assert musl.compile_cflags == ("-fPIE",) and not glibc.compile_cflags  # no copy relocation of environ
     assert musl.openssl_target == "linux-x86_64" and glibc.openssl_target == "linux-aarch64"
     assert glibc.zig_triple == "aarch64-linux-gnu.2.28" and glibc.target == "aarch64-linux-gnu.2.28"
+    assert glibc.host_triple == "aarch64-unknown-linux-gnu"  # never the build machine's canonical triple
+    assert musl.host_triple == "x86_64-linux-musl"
     assert "--disable-dynamic-ssl-lib" in musl.configure
     assert any(p.endswith("jquery-latest.js") for p in musl.dfsg_dropped)
     assert musl.key != glibc.key and len(musl.key) == 12

@@ -99,7 +99,8 @@ def for_target(target: Target) -> TargetBuild:
     if arch not in r.openssl.configure_targets:
         raise UsageError(f"xrel cannot build OTP for {target.id}: recipes/{RECIPE}.toml has no OpenSSL "
                          f"target for {arch}", f"add {arch} to [openssl] configure_targets")
-    host = target.rebar or f"{arch}-linux-{target.abi}"
+    # configure's --host must differ from the build machine's canonical triple even for its own CPU
+    host = f"{arch}-unknown-linux-{target.abi}" if target.libc == "glibc" else target.rebar
     return TargetBuild(
         target=target.id, zig_triple=target.zig_triple, host_triple=host,
         openssl_target=r.openssl.configure_targets[arch], openssl_options=r.openssl.options,
