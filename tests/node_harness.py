@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from helpers import XREL, copy_fixtures
-from tls_ca import https_server, make_ca
+from https_server import https_server
+from node_feed import make_pki
 
 
 def xrel(project: Path, *args: str, env: dict) -> str:
@@ -80,7 +81,8 @@ def project_with_feed(tmp_path: Path, target: str, interval: str = "2", probatio
     project = copy_fixtures(tmp_path / "src", *fixtures) / fixtures[0]
     www, tls = tmp_path / "www", tmp_path / "tls"
     www.mkdir()
-    ca, cert, key = make_ca(tls)
+    pki = make_pki(tls)
+    ca, cert, key = pki.ca, pki.cert, pki.key
     env = {**os.environ, "XREL_SIGNING_KEY": str(project / "xrel.key")}
     xrel(project, "keygen", "--unencrypted", "-q", env=env)
     with https_server(www, cert, key) as feed:
@@ -116,4 +118,5 @@ def install_root(project: Path, tmp_path: Path, ca: Path, target: str, release: 
         assert verify.returncode == 0 and unit.name not in verify.stderr, verify.stderr
     env = {**plan(unpacked).env, "XREL_NODE_CACERTFILE": str(ca)}  # qemu-user's loader prefix, the test CA
     env.pop("RELEASE_COOKIE", None)  # the node's own cookie (state/cookie) is what xrel-node exports
+    env["RELEASE_NODE"] = f"{release}_{os.getpid()}_{root.parent.name}"[:200]  # another run's node never clashes
     return Node(root, env)
