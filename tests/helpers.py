@@ -81,3 +81,15 @@ def marker(binary: Path) -> str:
     data = binary.read_bytes()
     start = data.index(b"xrel-fixture:")
     return data[start:data.index(b";", start)].decode()
+
+
+def untar(tarball: Path, dest: Path) -> None:
+    """Extract a release tarball the way a node would (modes kept; on Pythons with extraction
+    filters, the "tar" filter; a stock Debian 12's Python 3.11.2 predates them)."""
+    import tarfile
+
+    with tarfile.open(tarball) as tar:
+        if hasattr(tarfile, "tar_filter"):
+            tar.extractall(dest, filter="tar")
+        else:
+            tar.extractall(dest)

@@ -8,12 +8,11 @@ import re
 import shutil
 import signal
 import subprocess
-import tarfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from helpers import XREL, copy_fixtures
+from helpers import XREL, copy_fixtures, untar
 from https_server import https_server
 from node_feed import make_pki
 
@@ -104,8 +103,7 @@ def install_root(project: Path, tmp_path: Path, ca: Path, target: str, release: 
     from xrel.emulate.runner import plan
 
     unpacked = tmp_path / "unpacked"
-    with tarfile.open(tarball(project, "1.0.0", target, release)) as tar:
-        tar.extractall(unpacked, filter="tar")
+    untar(tarball(project, "1.0.0", target, release), unpacked)
     root, units = tmp_path / "node", tmp_path / "units"
     units.mkdir()
     out = subprocess.run([str(unpacked / "bin" / "xrel-node"), "install", "--root", str(root), "--unit-dir",

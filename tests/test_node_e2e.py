@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import runnable
+from helpers import runnable, untar
 from node_harness import HEALTH, Node, install_root, project_with_feed, tarball
 
 TARGET = "arm-linux-gnueabihf"
@@ -61,8 +60,7 @@ def test_switch_rollback_and_an_interrupted_switch(published, tmp_path):
 def interrupted_switches(node: Node, project: Path, publish) -> None:
     """Killed after the unpack, before the flip; and after the flip, before the health report."""
     publish("4.0.0")
-    with tarfile.open(tarball(project, "4.0.0", TARGET)) as tar:  # what the agent's unpack leaves, complete
-        tar.extractall(node.root / "versions" / "4.0.0", filter="tar")
+    untar(tarball(project, "4.0.0", TARGET), node.root / "versions" / "4.0.0")  # the agent's unpack, complete
     mark = len(node.log)
     node.start()
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, needs_mix
-from helpers import XREL
+from helpers import XREL, untar
 
 TARGET = "x86_64-linux-gnu"
 pytestmark = [pytest.mark.slow, needs_mix]
@@ -101,8 +101,7 @@ def test_a_counter_at_5_upgraded_in_place(tmp_path):
     check_package(package)
 
     root = tmp_path / "node"
-    with tarfile.open(project / f"dist/1.0.0/hot_app-1.0.0-otp25-{TARGET}.tar.gz") as tar:
-        tar.extractall(root, filter="tar")
+    untar(project / f"dist/1.0.0/hot_app-1.0.0-otp25-{TARGET}.tar.gz", root)
     create_releases(root, "1.0.0")
     node = Node(root, f"hot{os.getpid()}")
     node.start()
