@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from debian import deb822
@@ -133,23 +133,31 @@ def ensure_sysroot(target: Target, needed: list[str], runtime_meta: dict | None 
     packages = closure(wanted, index)
     digest = hashlib.sha256(json.dumps(packages).encode()).hexdigest()[:12]
     name = f"{suite.name}-{target.debian}-{digest}"
+
+    def fill(tmp: Path) -> dict:
+        files = repo.resolve(packages)
+        for deb in files:
+            extract_deb(fetch_verified(deb.url, deb.sha256, deb.filename), tmp)
+        _fixup(tmp, target)
+        absent = [s for s in needed if s not in provided_sonames(tmp)]
+        if absent:
+            raise EmulationError(f"the sysroot packages do not provide {', '.join(absent)}",
+                                 "name the right package with --sysroot-package")
+        return {"suite": suite.name, "arch": target.debian, "packages": {d.package: d.version for d in files},
+                "needed": sorted(needed)}
+
+    return cached_sysroot(name, offline, f"sysroot {suite.name} {target.debian}: {len(packages)} packages", fill)
+
+
+def cached_sysroot(name: str, offline: bool, label: str, fill: Callable[[Path], dict]) -> Path:
+    """The sysroot `name` of the cache; when missing, made by fill(tmp) (which returns its marker's facts)
+    in a staging dir, under the entry's lock, so no half-made sysroot is ever seen."""
     final = cache.area("sysroots") / name
     with cache.locked("sysroots", name):
         if (final / MARKER).is_file():
             return final
         if offline:
             raise NotAvailableError(f"offline, and the sysroot {name} is not cached", "run once online")
-        with progress.step(f"sysroot {suite.name} {target.debian}: {len(packages)} packages"):
-            files = repo.resolve(packages)
-            with cache.staging(final) as tmp:
-                for deb in files:
-                    extract_deb(fetch_verified(deb.url, deb.sha256, deb.filename), tmp)
-                _fixup(tmp, target)
-                absent = [s for s in needed if s not in provided_sonames(tmp)]
-                if absent:
-                    raise EmulationError(f"the sysroot packages do not provide {', '.join(absent)}",
-                                         "name the right package with --sysroot-package")
-                (tmp / MARKER).write_text(json.dumps({"suite": suite.name, "arch": target.debian,
-                                                      "packages": {d.package: d.version for d in files},
-                                                      "needed": sorted(needed)}, indent=2))
+        with progress.step(label), cache.staging(final) as tmp:
+            (tmp / MARKER).write_text(json.dumps(fill(tmp), indent=2))
     return final

@@ -4,19 +4,17 @@ CPU, from the newest Debian suite that builds it, unpacked into the cache with r
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from xrel import progress, recipes
+from xrel import recipes
 from xrel.debian import suites
-from xrel.errors import EmulationError, NotAvailableError
-from xrel.storage import cache
+from xrel.debian.sysroot import cached_sysroot
+from xrel.errors import EmulationError
 from xrel.storage.archive import extract_deb
 from xrel.storage.download import fetch_verified
 from xrel.targets import Target, all_targets
 
-MARKER = "xrel-sysroot.json"
 PACKAGE = "musl"
 
 
@@ -61,23 +59,18 @@ def ensure_musl_sysroot(target: Target, offline: bool = False) -> Path:
         raise EmulationError(f"Debian {suite.name} has no {PACKAGE} package for {arch}", "run it on the target itself")
     version = max(s["Version"] for s in index[PACKAGE])
     name = f"musl-{suite.name}-{arch}-{version}".replace(":", "_")
-    final = cache.area("sysroots") / name
-    with cache.locked("sysroots", name):
-        if (final / MARKER).is_file():
-            return final
-        if offline:
-            raise NotAvailableError(f"offline, and the sysroot {name} is not cached", "run once online")
-        with progress.step(f"sysroot {PACKAGE} {version} ({arch})"), cache.staging(final) as tmp:
-            (deb,) = repo.resolve([f"{PACKAGE}={version}"])
-            extract_deb(fetch_verified(deb.url, deb.sha256, deb.filename), tmp)
-            relative_links(tmp)
-            if not (tmp / "lib").exists():
-                os.symlink("usr/lib", tmp / "lib")  # usrmerged suites ship the loader in usr/lib only
-            if not (tmp / "lib" / loader_name(target)).exists():
-                raise EmulationError(f"Debian's {PACKAGE} {version} for {arch} has no lib/{loader_name(target)}")
-            (tmp / MARKER).write_text(json.dumps({"suite": suite.name, "arch": arch, "packages": {PACKAGE: version},
-                                                  "libc": "musl"}, indent=2))
-    return final
+
+    def fill(tmp: Path) -> dict:
+        (deb,) = repo.resolve([f"{PACKAGE}={version}"])
+        extract_deb(fetch_verified(deb.url, deb.sha256, deb.filename), tmp)
+        relative_links(tmp)
+        if not (tmp / "lib").exists():
+            os.symlink("usr/lib", tmp / "lib")  # usrmerged suites ship the loader in usr/lib only
+        if not (tmp / "lib" / loader_name(target)).exists():
+            raise EmulationError(f"Debian's {PACKAGE} {version} for {arch} has no lib/{loader_name(target)}")
+        return {"suite": suite.name, "arch": arch, "packages": {PACKAGE: version}, "libc": "musl"}
+
+    return cached_sysroot(name, offline, f"sysroot {PACKAGE} {version} ({arch})", fill)
 
 
 
