@@ -32,12 +32,14 @@ class SourceFile:
 
 @dataclass(frozen=True)
 class SourcePackage:
-    """One upload of a source package: its Debian version, .dsc and orig tarball."""
+    """One upload of a source package: its Debian version, .dsc and orig tarball (or, with origin
+    "upstream", an upstream release: its version, SHA256.txt and tarball; see upstream.py)."""
 
     package: str
     version: str  # Debian version, e.g. 1:25.2.3+dfsg-1+deb12u4
     dsc: SourceFile
     orig: SourceFile
+    origin: str = "debian"
 
     @property
     def upstream(self) -> str:
@@ -113,7 +115,10 @@ class SourcesRepo(apt.AptRepo):
 def fetch(pkg: SourcePackage) -> Path:
     """Download the orig tarball (its sha256 from the signed Sources index) and check the .dsc
     names the same sha256; a .dsc the mirror lacks (a security upload past its snapshot) leaves the
-    index's hash alone. The tarball's path in the downloads cache."""
+    index's hash alone. The tarball's path in the downloads cache. An upstream release's sha256
+    comes from its SHA256.txt (read when it was offered)."""
+    if pkg.origin != "debian":
+        return fetch_verified(pkg.orig.url, pkg.orig.sha256, pkg.orig.name)
     try:
         dsc_path = fetch_verified(pkg.dsc.url, pkg.dsc.sha256, pkg.dsc.name)
     except (DownloadError, NotAvailableError) as e:

@@ -107,7 +107,7 @@ class Build:
     def _sources(self) -> None:
         self._unpack(debsrc.fetch(self.inputs.otp), self.otp_src)
         self._unpack(debsrc.fetch(self.inputs.openssl), self.openssl_src)
-        for name in self.inputs.build.dfsg_dropped:
+        for name in self.inputs.build.dfsg_dropped if self.inputs.otp.origin == "debian" else ():
             (self.otp_src / name).parent.mkdir(parents=True, exist_ok=True)
             (self.otp_src / name).touch()
 

@@ -21,6 +21,9 @@ class SourcesSettings:
     otp_package: str
     openssl_package: str
     openssl_series: str
+    upstream_url: str
+    upstream_tarball: str
+    upstream_checksums: str
 
 
 @dataclass(frozen=True)

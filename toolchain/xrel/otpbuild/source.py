@@ -1,9 +1,11 @@
-"""`--source build`: OTP runtimes built here from Debian's source packages with zig.
+"""`--source build`: OTP runtimes built here from source with zig.
 
-Offers every OTP version in the recipe's Debian source suites; installing one runs the phased
-build (phases.py) in a work dir under the cache's builds/ area, keyed like the runtime entry
-(version, target, a hash of the flags and the source tarballs), then installs `make release`'s
-tree as `Install -minimal` would. Runtimes record the source tarballs' sha256s and the flags.
+Offers every OTP version in the recipe's Debian source suites, and an exact version none has from
+upstream's release tarballs (`build:debian` / `build:upstream` ask one origin only); installing
+one runs the phased build (phases.py) in a work dir under the cache's builds/ area, keyed like the
+runtime entry (version, target, a hash of the flags and the source tarballs), then installs `make
+release`'s tree as `Install -minimal` would. Runtimes record the tarballs' sha256s, the origin and
+the flags.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import os
 import shutil
 from pathlib import Path
 
-from xrel.errors import BuildError, NotAvailableError
-from xrel.otpbuild import debsrc, recipe
+from xrel.errors import BuildError, NotAvailableError, UsageError
+from xrel.otpbuild import debsrc, recipe, upstream
 from xrel.otpbuild.phases import Build, BuildInputs
 from xrel.runtimes import versions
 from xrel.runtimes.base import FetchOptions, Offer
@@ -23,6 +25,8 @@ from xrel.storage import cache
 from xrel.targets import Target
 from xrel.versions import release, version_key
 
+TRUST_DEBIAN = "Debian source packages (signed Release -> Sources -> .dsc)"
+TRUST_UPSTREAM = "OTP's upstream release tarball (its release's SHA256.txt), OpenSSL from Debian's signed sources"
 FLAGS_ENTRY = "build-flags.json"  # the flags' sha256, recorded with the tarballs' (a lock pins them)
 
 
@@ -68,6 +72,16 @@ def _host_major() -> int | None:
         return None
 
 
+def _offer(target: Target, build: recipe.TargetBuild, otp: debsrc.SourcePackage,
+           openssl: debsrc.SourcePackage) -> Offer:
+    major = release(otp.upstream)[0]
+    where = f"Debian's {otp.version} source" if otp.origin == "debian" else f"upstream's {otp.orig.name}"
+    cost = "(8-20 min on 2 cores)" if major == _host_major() else f"(needs a host erl of OTP {major})"
+    return Offer(source="build", target=target.name, version=otp.upstream, url=otp.orig.url, sha256=otp.orig.sha256,
+                 note=f"built here with zig from {where} and OpenSSL {openssl.upstream} {cost}",
+                 details={"otp": otp, "openssl": openssl, "build": build, "variant": variant(build, otp, openssl)})
+
+
 def check_host_erl(version: str) -> None:
     """OTP's cross build needs a host erl of the same major (else a bootstrap build xrel does not do)."""
     major, host = release(version)[0], _host_major()
@@ -77,28 +91,46 @@ def check_host_erl(version: str) -> None:
                                 f"put an OTP {major} erl first on PATH, or build OTP {host or major}")
 
 
+ORIGINS = ("debian", "upstream")  # `--source build:<origin>`; plain `build`: Debian first, upstream otherwise
+
+
+def _origin(options: FetchOptions) -> str | None:
+    if options.location not in (None, *ORIGINS):
+        raise UsageError(f"unknown OTP source origin 'build:{options.location}'",
+                         "use --source build, build:debian or build:upstream")
+    return options.location
+
+
+def _upstream(request: tuple[int, ...] | None, origin: str | None, offline: bool) -> debsrc.SourcePackage | None:
+    """The upstream release asked for exactly; with plain `build`, a missing release is no offer."""
+    if not request or len(request) < 2:
+        if origin == "upstream":
+            raise UsageError("upstream OTP tarballs have no index to choose from",
+                             "ask for an exact version with --otp (e.g. 26.2.5.7)")
+        return None
+    try:
+        return upstream.release(".".join(map(str, request)), offline)
+    except NotAvailableError:
+        if origin == "upstream":
+            raise
+        return None
+
+
 class BuildSource:
     name = "build"
 
     def offers(self, target: Target, options: FetchOptions) -> list[Offer]:
         build = recipe.for_target(target)  # a target the recipe cannot build: one line, before any download
+        origin = _origin(options)
         repo = _repo(options.offline)
-        uploads = otp_uploads(repo)
+        uploads = otp_uploads(repo) if origin != "upstream" else {}
         wanted = [v for v in uploads if options.request is None or versions.matches(options.request, v)]
-        openssl = newest_openssl(repo) if wanted else None
-        host = _host_major()
+        found = _upstream(options.request, origin, options.offline) if not wanted and origin != "debian" else None
+        openssl = newest_openssl(repo) if wanted or found else None
         offers = [Offer(self.name, target.name, v, note=f"Debian {uploads[v]}") for v in uploads if v not in wanted]
-        for upstream in wanted:
-            debian_version = uploads[upstream]
-            otp = repo.resolve(recipe.load().sources.otp_package, debian_version)
-            offers.append(Offer(
-                source=self.name, target=target.name, version=upstream, url=otp.orig.url, sha256=otp.orig.sha256,
-                note=f"built here with zig from Debian's {debian_version} source and OpenSSL {openssl.upstream} "
-                     + ("(8-20 min on 2 cores)" if release(upstream)[0] == host else f"(needs a host erl of OTP "
-                        f"{release(upstream)[0]})"),
-                details={"otp": otp, "openssl": openssl, "build": build,
-                         "variant": variant(build, otp, openssl)},
-            ))
+        chosen = [repo.resolve(recipe.load().sources.otp_package, uploads[v]) for v in wanted]
+        chosen += [found] if found else []
+        offers += [_offer(target, build, otp, openssl) for otp in chosen]
         return sorted(offers, key=lambda o: version_key(o.version), reverse=True)
 
     def install(self, offer: Offer, target: Target, dest: Path, options: FetchOptions) -> dict:
@@ -135,9 +167,10 @@ def _provenance(inputs: BuildInputs, job: Build) -> dict:
         "urls": [p.orig.url for p in packages],
         "sha256": {**{p.orig.name: p.orig.sha256 for p in packages}, FLAGS_ENTRY: flags_sha},
         "packages": {p.package: p.version for p in packages},
-        "dsc": {p.dsc.name: p.dsc.sha256 for p in packages},
+        "dsc": {p.dsc.name: p.dsc.sha256 for p in packages if p.origin == "debian"},
+        "otp_source": {"origin": inputs.otp.origin, "checksums": {inputs.otp.dsc.url: inputs.otp.dsc.sha256}},
         "build": {**flags, "zig": inputs.zig, "jobs": inputs.jobs, "seconds": job.seconds()},
-        "trust": "Debian source packages (signed Release -> Sources -> .dsc), built here with zig",
+        "trust": (TRUST_DEBIAN if inputs.otp.origin == "debian" else TRUST_UPSTREAM) + ", built here with zig",
     }
 
 
