@@ -107,5 +107,5 @@ def test_musl_release(project, httpserver, tmp_path, monkeypatch):
     found = natives(Path(t.release_dir))
     assert found["fixture_nif.so"].machine == 62 and found["fixture_nif.so"].libc in (None, "musl")
     assert found["port_prog"].libc in (None, "musl") and found["port_prog"].glibc_floor is None
-    with pytest.raises(xrel.XrelError, match="musl"):
-        xrel.run(t.release_dir, ["eval", "1"])
+    # it runs here: the host's CPU with Debian's musl loader (the fixture's programs are stubs that exit 0)
+    assert xrel.run(t.release_dir, ["eval", "1"]) == 0

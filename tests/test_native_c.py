@@ -194,7 +194,8 @@ def test_make_dep_links_the_targets_libei(zoo):
     for target in TARGETS:
         assert binaries.read(nif(zoo, target, "make")).machine == MACHINE[target]
     links = [c for c in cc_calls(zoo.log, "mk_dep") if "-shared" in c["argv"]]
-    assert len(links) == 2 and all("-lei" in c["argv"] for c in links)
+    why = [(c["cwd"], c["argv"][-4:]) for c in links], [t.notes for t in zoo.result.targets]
+    assert len(links) == 2 and all("-lei" in c["argv"] for c in links), why  # one link per target
     for call in links:  # ERL_INTERFACE_LIB_DIR from xrel wins over env.mk's host value (?=)
         assert not [n for n in call["notes"] if n.startswith("rewrote")], call["notes"]
 

@@ -198,6 +198,7 @@ def lay_out(build: TargetBuild, staging: Path, seed: derive.Seed | None) -> None
         why = derive.derive_release(seed, build, staging)
         if why is None:
             return
+        build.notes.append(f"its own mix release (not derived from {seed.build.target}'s): {why}")
         progress.status(f"{build.label} its own mix release: {why}")
         remove(staging)
     (build.state_dir / "native-inputs").unlink(missing_ok=True)  # mix compiles the tree from now on
