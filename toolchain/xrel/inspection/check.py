@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from xrel.errors import InspectionError
-from xrel.inspection import binaries
+from xrel.inspection import binaries, facts
 from xrel.inspection.binaries import BinaryInfo, version_key
 from xrel.targets import Target
 
@@ -193,7 +193,7 @@ def inspect_tree(root: Path, target: Target | str) -> Report:
         rel = str(path.relative_to(root))
         provided.add(path.name)
         try:
-            info = binaries.read(path)
+            info = facts.read(path)  # parsed once per content; every rule below runs
         except ValueError as e:
             report.files.append(Finding(rel, None, [str(e)], origin_of(rel)))
             continue
