@@ -37,6 +37,7 @@ AREAS = {
     "host": "what this machine's Erlang/Elixir are (probed once per installation)",
     "node-agents": "the node agent compiled per project settings and OTP release",
     "upgrade-helper": "the hot-upgrade helper (appups, relups) compiled by the host's erlc",
+    "inspected": "facts parsed from native files, named by their sha256 and the parser's",
 }
 
 
