@@ -4,6 +4,7 @@ phases' stamps and resumption, the source's offers and its one-line refusals (fa
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -137,6 +138,29 @@ def test_a_failing_command_names_its_phase_and_log(tmp_path):
         build._sh("make", ["sh", "-c", "echo compiling; echo 'erl_nif.c:1: error: boom'; exit 2"], tmp_path)
     assert "make failed (exit 2): erl_nif.c:1: error: boom" in err.value.message
     assert str(build.logs / "make.log") in err.value.hint
+
+
+FAKE_CONFIGURE = r"""#!/usr/bin/perl
+# Records its arguments and writes a Makefile whose targets install an empty libcrypto.a.
+open(my $args, ">", "configure.args"); print $args join("\n", @ARGV), "\n"; close $args;
+my ($prefix) = map { /^--prefix=(.*)/ ? $1 : () } @ARGV;
+open(my $mk, ">", "Makefile");
+print $mk "build_libs:\n\ttrue\ninstall_dev:\n\tmkdir -p $prefix/lib && : > $prefix/lib/libcrypto.a\n";
+"""
+
+
+def test_openssl_configure_gets_the_system_openssldir(tmp_path, monkeypatch):
+    if not shutil.which("perl") or not shutil.which("make"):
+        pytest.skip("needs perl and make")
+    monkeypatch.setattr(phases.Build, "_tools", lambda self: {k: f"/t/{k}" for k in ("cc", "c++", "ar", "ranlib")})
+    build = phases.Build(_inputs(), tmp_path / "work")
+    build.logs.mkdir(parents=True)
+    build.openssl_src.mkdir()
+    (build.openssl_src / "Configure").write_text(FAKE_CONFIGURE)
+    build._openssl()
+    args = (build.openssl_src / "configure.args").read_text().splitlines()
+    assert args[0] == "linux-x86_64" and "--openssldir=/etc/ssl" in args  # the node's CA dir, not the build dir's
+    assert f"--prefix={build.sysroot / 'usr'}" in args
 
 
 def test_otp_env_sets_the_three_ded_variables_together(tmp_path, monkeypatch):
