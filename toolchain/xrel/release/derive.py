@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xrel.release.target_build import TargetBuild
+from xrel.storage.files import walk_relative
 
 MIX_WRITTEN_ERTS = frozenset({"bin/erl", "bin/erl.ini"})  # mix writes these from its own templates
 NOT_COPIED = frozenset({"releases/COOKIE", "releases/xrel.json"})  # per build, per target
@@ -174,17 +175,17 @@ def plan(seed: Seed, build: TargetBuild) -> _Plan:
     if build.target.os == "windows" or seed.build.target.os != build.target.os:
         raise Underivable("another OS: other scripts and file names")
     p, root = _Plan(seed, build), str(seed.build.release_dir)
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root)
-        if rel_dir != ".":
+    for dirpath, rel_dir, dirnames, filenames in walk_relative(root):
+        if rel_dir:
             p.check_dir(rel_dir)
             p.dirs.append(rel_dir)
+        prefix = rel_dir + os.sep if rel_dir else ""
         for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            rel = os.path.normpath(os.path.join(rel_dir, name))
-            if os.path.islink(os.path.join(dirpath, name)):
-                raise Underivable(f"{rel} is a symlink")
-            if rel not in NOT_COPIED:
-                p.add(rel, os.path.join(dirpath, name))
+            path = dirpath + os.sep + name
+            if os.path.islink(path):
+                raise Underivable(f"{prefix + name} is a symlink")
+            if prefix + name not in NOT_COPIED:
+                p.add(prefix + name, path)
     return p
 
 

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from xrel.errors import UsageError
-from xrel.storage.files import atomic_write
+from xrel.storage.files import atomic_write, walk_relative
 
 COOKIE = "releases/COOKIE"  # mix's random per-build secret: in no tarball (each node makes its own)
 PRIVATE = frozenset({COOKIE})
@@ -58,11 +58,11 @@ def _normal_mode(mode: int) -> int:
 def _entries(root: Path, exclude: frozenset[str]):
     """(relative path, path, lstat) of everything under `root` but `exclude`: each directory's
     subdirectories (and links to them), then its files, sorted by name; parents before children."""
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, rel_dir, dirnames, filenames in walk_relative(root):
         dirnames.sort()
+        prefix = rel_dir + os.sep if rel_dir else ""
         for name in dirnames + sorted(filenames):
-            path = os.path.join(dirpath, name)
-            rel = os.path.relpath(path, root)
+            path, rel = dirpath + os.sep + name, prefix + name
             if rel not in exclude:
                 yield rel, path, os.lstat(path)
 

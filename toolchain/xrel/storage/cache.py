@@ -14,7 +14,7 @@ from pathlib import Path
 import platformdirs
 
 from xrel.errors import XrelError
-from xrel.storage.files import atomic_write
+from xrel.storage.files import atomic_write, walk_relative
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -110,12 +110,12 @@ class Entry:
 
 def _walk_files(root: Path):
     """(relative path, absolute path) of every file and symlink under `root`, in a stable order."""
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, rel_dir, dirnames, filenames in walk_relative(root):
         dirnames.sort()
         links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        prefix = rel_dir + os.sep if rel_dir else ""
         for name in sorted(filenames + links):
-            path = os.path.join(dirpath, name)
-            yield os.path.relpath(path, root), path
+            yield prefix + name, dirpath + os.sep + name
 
 
 def stat_fingerprint(root: Path) -> str:
