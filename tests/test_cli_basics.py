@@ -39,8 +39,8 @@ def fake_otp_root(base: Path) -> Path:
 
 # -- targets ---------------------------------------------------------------------------------------
 TARGET_NAMES = ["x86_64-linux-gnu", "aarch64-linux-gnu", "arm-linux-gnueabihf", "x86-linux-gnu", "riscv64-linux-gnu",
-                "s390x-linux-gnu", "powerpc64le-linux-gnu", "x86_64-linux-musl", "aarch64-linux-musl", "x86_64-macos",
-                "aarch64-macos", "x86_64-windows"]
+                "s390x-linux-gnu", "powerpc64le-linux-gnu", "x86_64-linux-musl", "aarch64-linux-musl",
+                "arm-linux-musleabihf", "riscv64-linux-musl", "x86_64-macos", "aarch64-macos", "x86_64-windows"]
 GLIBC_LINUX = [n for n in TARGET_NAMES if n.endswith(("-gnu", "-gnueabihf"))]
 
 # what other tools call each target family: known values, not read back from recipes/targets.toml

@@ -272,6 +272,18 @@ def test_musl_targets_map_to_debian_arches_and_loaders():
     aarch64 = Target.parse("aarch64-linux-musl")
     assert (musl.debian_arch(MUSL), musl.debian_arch(aarch64)) == ("amd64", "arm64")
     assert (musl.loader_name(MUSL), musl.loader_name(aarch64)) == ("ld-musl-x86_64.so.1", "ld-musl-aarch64.so.1")
+    armhf, riscv64 = Target.parse("arm-linux-musleabihf"), Target.parse("riscv64-linux-musl")
+    assert (musl.debian_arch(armhf), musl.debian_arch(riscv64)) == ("armhf", "riscv64")
+    assert (musl.loader_name(armhf), musl.loader_name(riscv64)) == ("ld-musl-armhf.so.1", "ld-musl-riscv64.so.1")
+
+
+def test_armhf_and_riscv64_musl_resolve_in_the_recipe():
+    armhf = recipe.for_target(Target.parse("armv7-unknown-linux-musleabihf"))
+    riscv64 = recipe.for_target(Target.parse("riscv64-linux-musl"))
+    assert (armhf.host_triple, armhf.openssl_target) == ("arm-linux-musleabihf", "linux-armv4")
+    assert "-mcpu=generic+v7a+vfp3d16" in armhf.cflags  # the same CPU NIFs are built for
+    assert (riscv64.host_triple, riscv64.openssl_target) == ("riscv64-linux-musl", "linux64-riscv64")
+    assert "-dynamic" in riscv64.ldflags and not any(f.startswith("-mcpu") for f in riscv64.cflags)
 
 
 def test_musl_releases_are_no_longer_refused_here():

@@ -145,6 +145,8 @@ SPELLINGS = {
     "powerpc64le-linux-gnu": ("powerpc64le-unknown-linux-gnu", "powerpc64le-linux-gnu"),
     "x86_64-linux-musl": ("x86_64-unknown-linux-musl", "x86_64-linux-musl"),
     "aarch64-linux-musl": ("aarch64-unknown-linux-musl", "aarch64-linux-musl"),
+    "arm-linux-musleabihf": ("arm-unknown-linux-musleabihf", "armv7l-linux-musleabihf"),
+    "riscv64-linux-musl": ("riscv64gc-unknown-linux-musl", "riscv64-linux-musl"),
     "x86_64-macos": ("x86_64-apple-darwin-gnu", "x86_64-apple-darwin"),
     "aarch64-macos": ("aarch64-apple-darwin-gnu", "aarch64-apple-darwin"),
     "x86_64-windows": ("x86_64-pc-windows-msvc", "x86_64-windows-msvc"),

@@ -45,6 +45,9 @@ TYPED = [
     ("armv7l-unknown-linux-gnueabihf", "arm-linux-gnueabihf"),
     ("x86_64-pc-linux-gnu", "x86_64-linux-gnu"),
     ("x86_64-alpine-linux-musl", "x86_64-linux-musl"),
+    ("armv7-unknown-linux-musleabihf", "arm-linux-musleabihf"),
+    ("armv7-alpine-linux-musleabihf", "arm-linux-musleabihf"),
+    ("riscv64gc-unknown-linux-musl", "riscv64-linux-musl"),
     ("aarch64-apple-darwin23.4.0", "aarch64-macos"),
     ("x86_64-apple-darwin21.6.0", "x86_64-macos"),
     ("arm64-apple-darwin22", "aarch64-macos"),
@@ -209,7 +212,7 @@ def test_rebar_target_arch_is_a_gnu_triple():
 
 
 def test_runtime_sources_exist_in_sources_toml():
-    known = set(recipes.load("sources"))
+    known = set(recipes.load("sources")) | {"build"}  # build's settings: recipes/otp_build.toml
     for t in TARGETS:
         assert t.sources, t.name
         for s in t.sources:
@@ -354,14 +357,21 @@ def test_cc_precompiler_spelling(target):
     assert cc_precompiler_current_target(env) == triple
     if target.libc != "musl":
         assert triple in CC_PRECOMPILER_KEYS
-    else:
-        assert triple == f"{target.arch}-linux-musl"
+    else:  # no default key: the glibc twin's spelling, musl for gnu (armv7l-linux-musleabihf)
+        assert triple == glibc_twin(target).precompiler_triple("cc_precompiler").replace("-gnu", "-musl")
+
+
+def glibc_twin(target: Target) -> Target:
+    """The glibc target of the same CPU and float ABI."""
+    return next(t for t in TARGETS if t.libc == "glibc" and (t.arch, t.float_abi) == (target.arch, target.float_abi))
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=NAMES)
 def test_rustler_precompiled_spelling(target):
     triple = target.precompiler_triple("rustler_precompiled")
-    if target.arch in ("x86_64", "aarch64", "arm", "riscv64") and target.os != "windows":
+    if target.libc == "musl" and target.arch in ("arm", "riscv64"):  # not in the default list
+        assert triple == glibc_twin(target).precompiler_triple("rustler_precompiled").replace("-gnu", "-musl")
+    elif target.arch in ("x86_64", "aarch64", "arm", "riscv64") and target.os != "windows":
         assert triple in RUSTLER_DEFAULT_TARGETS
     if target.os == "windows":
         # what rustler_precompiled picks on a Windows host, where the official OTP is MSVC-built
@@ -398,5 +408,5 @@ def test_erlang_arch_of_alpine_targets_is_alpines():
     """Alpine's erlang package is configured with --host=<arch>-alpine-linux-musl, which is what
     its VM reports (rustler_precompiled normalises that vendor for this reason)."""
     for t in TARGETS:
-        if t.libc == "musl":
-            assert t.erlang == f"{t.arch}-alpine-linux-musl"
+        if t.libc == "musl":  # Alpine names 32-bit hard-float ARM armv7
+            assert t.erlang == f"{ {'arm': 'armv7'}.get(t.arch, t.arch)}-alpine-linux-{t.abi}"

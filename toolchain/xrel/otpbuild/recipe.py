@@ -104,11 +104,12 @@ def for_target(target: Target) -> TargetBuild:
                          f"target for {arch}", f"add {arch} to [openssl] configure_targets")
     # configure's --host must differ from the build machine's canonical triple even for its own CPU
     host = f"{arch}-unknown-linux-{target.abi}" if target.libc == "glibc" else target.rebar
+    cpu = (f"-mcpu={target.zig_cpu}",) if target.zig_cpu else ()  # e.g. armhf's VFP, as NIFs are built
     return TargetBuild(
         target=target.id, zig_triple=target.zig_triple, host_triple=host,
         openssl_target=r.openssl.configure_targets[arch], openssl_options=r.openssl.options,
         openssl_make=r.openssl.make_targets, configure=r.otp.configure, dfsg_dropped=r.otp.dfsg_dropped,
-        cflags=r.otp.cflags, compile_cflags=r.libc[target.libc].compile_cflags,
+        cflags=r.otp.cflags + cpu, compile_cflags=r.libc[target.libc].compile_cflags,
         ldflags=r.otp.ldflags + r.libc[target.libc].ldflags,
         ded_ldflags=r.otp.ded_ldflags, ded_runtime_library_path=r.otp.ded_runtime_library_path,
     )
