@@ -119,3 +119,20 @@ def test_xrels_own_dist_dir_is_not_a_source(tmp_path):
     (tmp_path / "dist" / "0.1.0").mkdir()
     (tmp_path / "dist" / "0.1.0" / "xrel-manifest.json").write_text("{}")
     assert xrel_outputs(tmp_path) == {"dist"}
+
+
+def test_a_release_is_replaced_at_once_and_the_old_one_deleted_behind(tmp_path):
+    from xrel.storage import cache
+
+    old, new = tmp_path / "rel", tmp_path / ".rel.partial"
+    for tree, text in ((old, "old"), (new, "new")):
+        (tree / "bin").mkdir(parents=True)
+        (tree / "bin" / "x").write_text(text)
+    (old / "bin" / "x").chmod(0o444)
+    (old / "bin").chmod(0o555)  # read-only, as mix leaves some
+    leftover = tmp_path / ".rel.discarded-1-0"  # of a run that was killed before deleting it
+    (leftover / "d").mkdir(parents=True)
+    cache.replace_discarding(new, old)
+    assert (old / "bin" / "x").read_text() == "new" and not new.exists() and not leftover.exists()
+    cache.wait_discarded()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rel"]

@@ -222,8 +222,7 @@ def assemble_release(build: TargetBuild, seed: derive.Seed | None = None) -> Rep
     except BaseException:
         remove(staging)
         raise
-    remove(release_dir)
-    os.replace(staging, release_dir)
+    cache.replace_discarding(staging, release_dir)
     return report
 
 
@@ -325,8 +324,11 @@ def build(project_dir: str | Path = ".", targets: str | Target | Sequence[str | 
         rust.check(project, parsed)
         out_dir = Path(out).resolve() if out else (config.out if config and config.out else
                                                     project.path / "_build" / "xrel")
-        results = build_all(project, plan.targets, name, out_dir, options)
-        version = assemble.release_version(Path(results[0].release_dir))
-        manifest = write_manifest(out_dir, project, name, version, results)
+        try:
+            results = build_all(project, plan.targets, name, out_dir, options)
+            version = assemble.release_version(Path(results[0].release_dir))
+            manifest = write_manifest(out_dir, project, name, version, results)
+        finally:
+            cache.wait_discarded()  # the replaced releases, deleted meanwhile
         return BuildResult(project.name, name, version, str(out_dir), str(manifest), results,
                            compiled_by=plan.compiled_by())

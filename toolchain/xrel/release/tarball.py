@@ -74,10 +74,28 @@ def _header(rel: str, path: str, st: os.stat_result, mtime: int) -> bytes:
     if stat.S_ISLNK(st.st_mode):
         info.type, info.linkname, info.mode = tarfile.SYMTYPE, os.readlink(path), 0o777
     elif stat.S_ISDIR(st.st_mode):
-        info.type = tarfile.DIRTYPE
+        info.type, info.name = tarfile.DIRTYPE, rel + "/"
     else:
         info.size = st.st_size
-    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    fast = ustar_header(info.name, info.mode, info.size, mtime, info.type, info.linkname)
+    return fast or info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+_ROOT_FIELD = b"root".ljust(32, b"\0")
+_NUMBER_LIMIT = 8 ** 11
+
+
+def ustar_header(name: str, mode: int, size: int, mtime: int, kind: bytes, linkname: str = "") -> bytes | None:
+    """The 512-byte header tarfile's PAX format writes for a member that needs no pax record (ASCII
+    names of at most 100 bytes, numbers that fit), built directly (tarfile takes ~0.1 ms per member);
+    None when a pax record is needed."""
+    if not (name.isascii() and linkname.isascii() and len(name) <= 100 and len(linkname) <= 100
+            and 0 <= size < _NUMBER_LIMIT and 0 <= mtime < _NUMBER_LIMIT):
+        return None
+    head = b"".join((name.encode().ljust(100, b"\0"), b"%07o\0" % (mode & 0o7777), b"0000000\0" * 2,
+                     b"%011o\0" % size, b"%011o\0" % mtime, b" " * 8, kind, linkname.encode().ljust(100, b"\0"),
+                     tarfile.POSIX_MAGIC, _ROOT_FIELD, _ROOT_FIELD)).ljust(tarfile.BLOCKSIZE, b"\0")
+    return head[:148] + b"%06o\0" % sum(head) + head[155:]  # the checksum counts its own field as spaces
 
 
 def _member_bytes(rel: str, path: str, st: os.stat_result, mtime: int) -> bytes:

@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -169,6 +170,30 @@ def entries() -> list[Entry]:
                 continue
             out.append(Entry(name, child.name, child, tree_size(child), child.stat().st_mtime))
     return out
+
+
+_DISCARDING: list[threading.Thread] = []
+
+
+def replace_discarding(new: Path, old: Path) -> None:
+    """Put `new` in `old`'s place at once; the old tree is deleted by a background thread (until
+    `wait_discarded`), and a leftover of an interrupted run by the next replace."""
+    for leftover in old.parent.glob(f".{old.name}.discarded-*"):
+        with contextlib.suppress(OSError):  # (being deleted by another thread: it is going anyway)
+            remove(leftover)
+    if old.exists() or old.is_symlink():
+        trash = old.with_name(f".{old.name}.discarded-{os.getpid()}-{len(_DISCARDING)}")
+        os.replace(old, trash)
+        thread = threading.Thread(target=remove, args=(trash,), name="xrel-discard", daemon=True)
+        thread.start()
+        _DISCARDING.append(thread)
+    os.replace(new, old)
+
+
+def wait_discarded() -> None:
+    """Wait until the trees replace_discarding put aside are gone."""
+    while _DISCARDING:
+        _DISCARDING.pop().join()
 
 
 def remove_entry(entry: Entry, timeout: float = 10) -> None:
