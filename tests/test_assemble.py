@@ -80,12 +80,33 @@ def test_reused_pieces_give_the_bytes_of_a_fresh_write(tmp_path, monkeypatch):
     monkeypatch.setattr(tarball, "_deflate", lambda *a: compressed.append(a[0]) or real(*a))
     incremental = write_tarball(rel, tmp_path / "inc.tar.gz", 42)
     assert len(compressed) <= 3, "only the changed member and what follows it within 32 KiB is compressed again"
+    monkeypatch.setattr(tarball, "_PACKED", {})  # nothing this process compressed before
     assert write_tarball(rel, tmp_path / "fresh.tar.gz", 42) == incremental
     assert (tmp_path / "fresh.tar.gz").read_bytes() == (tmp_path / "inc.tar.gz").read_bytes()
     (tmp_path / "inc.tar.gz").write_bytes(b"garbage")  # a damaged previous tarball is never reused
     assert write_tarball(rel, tmp_path / "inc.tar.gz", 42) == incremental
     assert gzip.decompress((tmp_path / "inc.tar.gz").read_bytes()) == gzip.decompress(
         (tmp_path / "fresh.tar.gz").read_bytes())
+
+
+def test_another_targets_tarball_reuses_the_pieces_they_share(tmp_path, monkeypatch):
+    monkeypatch.setattr(tarball, "_PACKED", {})
+    first = release(tmp_path / "first", big=3 * (1 << 20))
+    for i in range(40):  # BEAM files both targets share, after their ERTS
+        (first / f"lib/a-1/ebin/m{i}.beam").write_bytes(os.urandom(4000))
+    write_tarball(first, tmp_path / "first.tar.gz", 42)
+    second = tmp_path / "second"
+    shutil.copytree(first, second, symlinks=True)
+    (second / "erts-1/bin/beam.smp").write_bytes(os.urandom(1 << 20))  # its own ERTS
+    compressed = []
+    real = tarball._deflate
+    monkeypatch.setattr(tarball, "_deflate", lambda *a: compressed.append(a[0]) or real(*a))
+    shared = write_tarball(second, tmp_path / "second.tar.gz", 42)
+    # its ERTS (two pieces) and the members in the 32 KiB that follow it (~9 of the 4 KB files)
+    assert 2 <= len(compressed) <= 14, len(compressed)
+    monkeypatch.setattr(tarball, "_PACKED", {})
+    assert write_tarball(second, tmp_path / "alone.tar.gz", 42) == shared
+    assert len(compressed) > 14 + 40  # alone, every member is compressed
 
 
 def test_tarball_bytes_do_not_depend_on_mtimes_modes_or_the_cookie(tmp_path):

@@ -1,6 +1,7 @@
 """The release tarball: reproducible bytes (sorted members, root:root, normal modes, one mtime, no gzip
 timestamp, no COOKIE), compressed in pieces on all cores, and incremental (unchanged files are neither read
-nor hashed; unchanged pieces are copied from the previous tarball)."""
+nor hashed; unchanged pieces are copied from the previous tarball, or from another target's tarball
+written by this process)."""
 
 from __future__ import annotations
 
@@ -279,6 +280,18 @@ def _stat_digest(root: Path, exclude: frozenset[str]) -> tuple[str, int]:
     return digest.hexdigest(), newest
 
 
+_PACKED: dict[str, bytes] = {}  # key -> compressed piece, of the tarballs this process wrote (other targets')
+_PACKED_LIMIT = 256 << 20
+
+
+def _remember(keys: list[str], compressed: list[bytes]) -> None:
+    """Keep the pieces for the next tarball of this process: another target's release shares most
+    members (BEAM code, OTP apps of the same version) and, in the same order, their deflate windows."""
+    if sum(map(len, _PACKED.values())) > _PACKED_LIMIT:
+        _PACKED.clear()
+    _PACKED.update(zip(keys, compressed))
+
+
 def _previous(dest: Path, record: Path) -> tuple[dict, bytes]:
     """The record of the tarball at `dest` and its bytes, when both are there and agree."""
     try:
@@ -330,7 +343,8 @@ def write_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[
     if same_setup and [k for k, _n in last.get("pieces", [])] == keys:
         sha = last["sha256"]  # the same content, touched: the same bytes
     else:
-        compressed = _compress(members, end, keys, _known_pieces(last, blob))
+        compressed = _compress(members, end, keys, {**_PACKED, **_known_pieces(last, blob)})
+        _remember(keys, compressed)
         crc = _stream_crc(members, end)
         blob = b"".join([_GZIP_HEADER, *compressed, struct.pack("<II", crc, (size + len(end)) & 0xFFFFFFFF)])
         sha = hashlib.sha256(blob).hexdigest()
