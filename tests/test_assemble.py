@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import have
-from xrel.release import tarball
+from xrel.release import pieces, tarball
 from xrel.release.tarball import COOKIE, write_tarball
 
 
@@ -80,7 +80,7 @@ def test_reused_pieces_give_the_bytes_of_a_fresh_write(tmp_path, monkeypatch):
     monkeypatch.setattr(tarball, "_deflate", lambda *a: compressed.append(a[0]) or real(*a))
     incremental = write_tarball(rel, tmp_path / "inc.tar.gz", 42)
     assert len(compressed) <= 3, "only the changed member and what follows it within 32 KiB is compressed again"
-    monkeypatch.setattr(tarball, "_PACKED", {})  # nothing this process compressed before
+    nothing_reused(monkeypatch, tmp_path)
     assert write_tarball(rel, tmp_path / "fresh.tar.gz", 42) == incremental
     assert (tmp_path / "fresh.tar.gz").read_bytes() == (tmp_path / "inc.tar.gz").read_bytes()
     (tmp_path / "inc.tar.gz").write_bytes(b"garbage")  # a damaged previous tarball is never reused
@@ -107,6 +107,33 @@ def test_another_targets_tarball_reuses_the_pieces_they_share(tmp_path, monkeypa
     monkeypatch.setattr(tarball, "_PACKED", {})
     assert write_tarball(second, tmp_path / "alone.tar.gz", 42) == shared
     assert len(compressed) > 14 + 40  # alone, every member is compressed
+
+
+def nothing_reused(monkeypatch, tmp_path: Path) -> None:
+    """As a new process with an empty cache: no piece compressed before is at hand."""
+    monkeypatch.setattr(tarball, "_PACKED", {})
+    monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / f"empty-cache-{len(list(tmp_path.iterdir()))}"))
+
+
+def test_big_members_pieces_are_kept_for_later_runs_and_trimmed(tmp_path, monkeypatch):
+    monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(tarball, "_PACKED", {})
+    rel = release(tmp_path / "rel", big=3 * (1 << 20))
+    write_tarball(rel, tmp_path / "a.tar.gz", 42)
+    monkeypatch.setattr(tarball, "_PACKED", {})  # a later xrel run, a clean output dir
+    compressed = []
+    real = tarball._deflate
+    monkeypatch.setattr(tarball, "_deflate", lambda *a: compressed.append(a[0]) or real(*a))
+    later = write_tarball(rel, tmp_path / "clean" / "a.tar.gz", 42)
+    assert compressed and not [c for c in compressed if len(c) >= 1 << 19], "the ERTS pieces came from the cache"
+    nothing_reused(monkeypatch, tmp_path)
+    assert write_tarball(rel, tmp_path / "alone.tar.gz", 42) == later
+    kept = tmp_path / "cache" / pieces.AREA
+    assert len(list(kept.iterdir())) >= 3
+    monkeypatch.setattr(pieces, "LIMIT", 1)
+    monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / "cache"))
+    pieces.keep({"0" * 64: b"x"})
+    assert len(list(kept.iterdir())) <= 1  # trimmed, least recently used first
 
 
 def test_tarball_bytes_do_not_depend_on_mtimes_modes_or_the_cookie(tmp_path):

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from xrel.errors import UsageError
+from xrel.release import pieces
 from xrel.storage.files import atomic_write, walk_relative
 
 COOKIE = "releases/COOKIE"  # mix's random per-build secret: in no tarball (each node makes its own)
@@ -343,8 +344,12 @@ def write_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[
     if same_setup and [k for k, _n in last.get("pieces", [])] == keys:
         sha = last["sha256"]  # the same content, touched: the same bytes
     else:
-        compressed = _compress(members, end, keys, {**_PACKED, **_known_pieces(last, blob)})
+        big = {k for k, b in zip(keys, [m.st.st_size >= pieces.MIN_MEMBER for m in members for _p in m.pieces]) if b}
+        known = {**_PACKED, **_known_pieces(last, blob)}
+        known.update(pieces.lookup([k for k in big if k not in known]))
+        compressed = _compress(members, end, keys, known)
         _remember(keys, compressed)
+        pieces.keep({k: c for k, c in zip(keys, compressed) if k in big})
         crc = _stream_crc(members, end)
         blob = b"".join([_GZIP_HEADER, *compressed, struct.pack("<II", crc, (size + len(end)) & 0xFFFFFFFF)])
         sha = hashlib.sha256(blob).hexdigest()
