@@ -229,9 +229,9 @@ def _compress(members: list[_Member], end: bytes, keys: list[str], known: dict[s
     and only the members a piece to compress or its window takes bytes from are read."""
     layout = _layout(members, end)
 
-    def data(i: int) -> bytes:
+    def data(i: int) -> bytes | memoryview:
         m, offset, length = layout[i]
-        return end if m is None else m.load()[offset:offset + length]
+        return end if m is None else memoryview(m.load())[offset:offset + length]  # no copy
 
     def window(i: int) -> bytes:
         parts, need = [], _WINDOW
