@@ -263,9 +263,8 @@ def make_release(build: TargetBuild, seed: derive.Seed | None, native_inputs: st
 
 
 def build_target(project: Project, plan: TargetPlan, release: str, out: Path, options: BuildOptions,
-                 seed: derive.Seed | None, on_release=None) -> tuple[TargetResult, TargetBuild]:
-    """Build one target's release (from `seed`'s when given); returns its result and build.
-    `on_release(build)` is called once its release dir is in place, before its tarball is written."""
+                 seed: derive.Seed | None) -> tuple[TargetResult, TargetBuild]:
+    """Build one target's release (from `seed`'s when given); returns its result and build."""
     started = time.monotonic()
     build = prepare(project, plan, release, out, options)
     # one build of a tree at a time (two xrel runs on one project wait for each other)
@@ -281,8 +280,6 @@ def build_target(project: Project, plan: TargetPlan, release: str, out: Path, op
                                notes=[*build.notes[:1], "up to date: nothing changed since the last build"]), build
             record.forget(build)
             report = make_release(build, seed, record.build_inputs(build, native_synced))
-        if on_release is not None:
-            on_release(build)
         result = package(build, report, started)
         record.save(build, inputs, result)
         return result, build
@@ -290,19 +287,15 @@ def build_target(project: Project, plan: TargetPlan, release: str, out: Path, op
 
 def build_all(project: Project, targets: Sequence[TargetPlan], release: str, out: Path,
               options: BuildOptions) -> list[TargetResult]:
-    """The first target compiles the BEAM code; the others start from its release and tree, two at a
-    time, as soon as its release is there (while its tarball is written)."""
-    with ThreadPoolExecutor(max_workers=PARALLEL_TARGETS) as pool:
-        extras = []
-
-        def start_extras(seed_build: TargetBuild) -> None:
-            seed = derive.Seed(seed_build)
-            extras.extend(pool.submit(build_target, project, t, release, out, options, seed) for t in targets[1:])
-
-        first, _build = build_target(project, targets[0], release, out, options, None, start_extras)
-        if targets[1:] and not extras:  # the first was up to date: its release is the seed as it stands
-            start_extras(_build)
-        return [first, *(future.result()[0] for future in extras)]
+    """The first target compiles the BEAM code; the others start from its release and tree, two at a time."""
+    first, seed_build = build_target(project, targets[0], release, out, options, None)
+    seed = derive.Seed(seed_build)
+    results = [first]
+    if targets[1:]:
+        with ThreadPoolExecutor(max_workers=PARALLEL_TARGETS) as pool:
+            results += [r for r, _ws in pool.map(lambda t: build_target(project, t, release, out, options, seed),
+                                                  targets[1:])]
+    return results
 
 
 def write_manifest(out: Path, project: Project, release: str, version: str, results: list[TargetResult]) -> Path:
