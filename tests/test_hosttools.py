@@ -234,6 +234,25 @@ def test_provide_runs_the_load_check_on_the_host_otp(elixir_upstream, isolated_c
     assert list((isolated_cache / "host").glob("elixir-load-*.json"))
 
 
+def test_a_host_otp_built_here_is_used_before_any_download(isolated_cache, monkeypatch):
+    """`xrel build-erts <host>.2.28 --otp 27.x` gives an OTP major Debian builds only for a newer glibc."""
+    from xrel.targets import host_target
+
+    def downloaded(*args, **kwargs):
+        raise LookupError("downloaded")
+
+    root = isolated_cache / "runtimes" / f"otp-27.3.4.1-{host_target().name}-build-abc"
+    root.mkdir(parents=True)
+    meta = {"target": host_target().name, "otp_version": "27.3.4.1", "otp_major": 27, "source": "build",
+            "glibc_floor": "2.25"}
+    (root / "xrel-runtime.json").write_text(json.dumps(meta))
+    monkeypatch.setattr(hosttools, "fetch_runtime", downloaded)
+    assert hosttools.provide_otp((27,)).root == root
+    (root / "xrel-runtime.json").write_text(json.dumps({**meta, "glibc_floor": "9.99"}))  # cannot run here
+    with pytest.raises(LookupError, match="downloaded"):
+        hosttools.provide_otp((27,))
+
+
 # -- live: Debian's packages ----------------------------------------------------------------------
 
 @pytest.fixture

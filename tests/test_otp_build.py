@@ -114,7 +114,7 @@ def test_a_killed_build_resumes_after_the_last_finished_phase(tmp_path, monkeypa
     assert ran == ["sources", "openssl", "configure", "make"]
     assert [p for p in phases.PHASES if build.done(p)] == ["sources", "openssl", "configure"]
     assert build.run() == tmp_path / "work" / "release"
-    assert ran[4:] == ["make", "release"] and set(build.seconds()) == set(phases.PHASES)
+    assert ran[4:] == ["make", "release"] and set(build.seconds()) == set(build.phases)
 
 
 def test_configure_that_skipped_crypto_fails_in_one_line(tmp_path, monkeypatch):
@@ -221,12 +221,11 @@ def test_a_missing_openssl_series_is_one_line(repo, monkeypatch):
     assert "no Debian openssl source of the 3.0 series" in str(err.value) and "3.5.9" in str(err.value)
 
 
-def test_a_host_erl_of_another_major_is_refused_before_anything_is_built(monkeypatch):
+def test_a_host_erl_of_another_major_means_a_bootstrap_build_first(monkeypatch):
     monkeypatch.setattr(source, "_host_major", lambda: 25)
-    with pytest.raises(NotAvailableError) as err:
-        source.check_host_erl("27.3.4.1")
-    assert str(err.value).startswith("building OTP 27.3.4.1 needs a host erl of OTP 27 on PATH (it has OTP 25)")
-    source.check_host_erl("25.2.3")
+    assert source.needs_bootstrap("27.3.4.1") and not source.needs_bootstrap("25.2.3")
+    monkeypatch.setattr(source, "_host_major", lambda: None)  # no erl at all: the bootstrap does without
+    assert source.needs_bootstrap("25.2.3")
 
 
 def test_a_build_without_the_crypto_nif_is_refused(tmp_path):
@@ -310,3 +309,18 @@ def test_a_lock_pins_the_source_tarballs_and_the_build_flags(tmp_path):
     with pytest.raises(VerificationError, match="build-flags.json"):
         lock._check_files(locked, {"sha256": changed})
     lock._check_files(locked, meta)
+
+
+def test_source_fixes_apply_to_the_versions_named_and_refuse_a_source_they_do_not_fit(tmp_path):
+    fix = recipe.load().otp.source_fixes[0]
+    dh = tmp_path / fix.file
+    dh.parent.mkdir(parents=True)
+    original = "\n".join(old for old, _new in fix.replace)
+    dh.write_text(original)
+    assert phases.apply_source_fixes(tmp_path, "27.3.4.1", (fix,)) == [] and dh.read_text() == original
+    assert phases.apply_source_fixes(tmp_path, "25.2.3", (fix,)) == [fix.file]
+    assert "ErlNifUInt64 len" in dh.read_text() and "enif_get_uint64(env, argv[3]" in dh.read_text()
+    with pytest.raises(BuildError) as err:  # applied already: the old text is gone
+        phases.apply_source_fixes(tmp_path, "25.2.3", (fix,))
+    assert "does not fit OTP 25.2.3: its text occurs 0 times" in str(err.value) and "\n" not in str(err.value)
+    assert recipe.for_target(MUSL).flags()["source_fixes"][0]["file"] == fix.file  # part of the build's key

@@ -13,7 +13,7 @@ from pathlib import Path
 from xrel import host, recipes
 from xrel.errors import MissingToolError, NotAvailableError
 from xrel.hosttools import loadcheck, sources
-from xrel.runtimes import Runtime, fetch_runtime
+from xrel.runtimes import Runtime, cached_runtime, fetch_runtime
 from xrel.runtimes import versions as otp_versions
 from xrel.targets import host_target
 from xrel.versions import version_key
@@ -137,8 +137,12 @@ def _default_otp() -> tuple[int, ...]:
 
 
 def provide_otp(request: tuple[int, ...] | None, offline: bool = False) -> Runtime:
-    """A cached OTP runtime for the host target that can run here (its glibc is not above the host's)."""
+    """A cached OTP runtime for the host target that can run here (its glibc is not above the host's):
+    one built here (`xrel build-erts <host> --otp V`) first, else the runtime sources'."""
     wanted = request or _default_otp()
+    built = cached_runtime(host_target(), otp=".".join(map(str, wanted)), source="build")
+    if built and (not built.glibc_floor or version_key(built.glibc_floor) <= version_key(_host_glibc() or "0")):
+        return built
     runtime = fetch_runtime(host_target(), otp=".".join(map(str, wanted)), offline=offline)
     floor = runtime.glibc_floor or runtime.meta.get("debian_glibc")
     glibc = _host_glibc()
@@ -146,5 +150,6 @@ def provide_otp(request: tuple[int, ...] | None, offline: bool = False) -> Runti
         usable = [str(s.otp) for s in recipes.sources().debian.suites if version_key(s.glibc) <= version_key(glibc)]
         raise NotAvailableError(f"the host OTP {runtime.otp_version} (from {runtime.source}) needs glibc >= {floor}, "
                                 f"this host has {glibc}",
-                                f"pin OTP {' or '.join(usable)}" if usable else "install Erlang/OTP on this host")
+                                (f"pin OTP {' or '.join(usable)}, or " if usable else "") + "build one for this "
+                                f"host: xrel build-erts {host_target().name}.2.28 --otp {runtime.otp_version}")
     return runtime

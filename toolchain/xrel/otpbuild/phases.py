@@ -1,5 +1,6 @@
 """The build itself, in phases with stamps in a work dir: a killed build resumes after the last
-finished phase. sources -> openssl -> configure -> make -> release."""
+finished phase. sources -> [bootstrap] -> openssl -> configure -> make -> release (bootstrap
+only when the host's erl is of another OTP major: bootstrap.py)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ from pathlib import Path
 
 from xrel import progress
 from xrel.errors import BuildError, NotAvailableError
-from xrel.otpbuild import debsrc
-from xrel.otpbuild.recipe import TargetBuild
+from xrel.otpbuild import bootstrap, debsrc
+from xrel.otpbuild.recipe import SourceFix, TargetBuild
 from xrel.otpbuild.tools import write_tools
 from xrel.storage.cache import remove
 
-PHASES = ("sources", "openssl", "configure", "make", "release")
+PHASES = ("sources", "bootstrap", "openssl", "configure", "make", "release")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,25 @@ class BuildInputs:
     openssl: debsrc.SourcePackage
     zig: str
     jobs: int
+    bootstrap: bool = False  # build OTP's bootstrap system first (no host erl of the same major)
+
+
+def apply_source_fixes(otp_src: Path, version: str, fixes: tuple[SourceFix, ...]) -> list[str]:
+    """The recipe's fixes for `version`, applied in place; the files changed. An `old` text not found
+    exactly once is a one-line error naming the fix (the source is not the one it was written for)."""
+    changed = []
+    for fix in (f for f in fixes if f.applies(version)):
+        path = otp_src / fix.file
+        text = path.read_text() if path.is_file() else ""
+        for old, new in fix.replace:
+            if text.count(old) != 1:
+                raise BuildError(f"the source fix for {fix.file} ({fix.why.split(':')[0][:80]}) does not fit OTP "
+                                 f"{version}: its text occurs {text.count(old)} times",
+                                 "correct [[otp.source_fixes]] in recipes/otp_build.toml")
+            text = text.replace(old, new)
+        path.write_text(text)
+        changed.append(fix.file)
+    return changed
 
 
 def crypto_skipped(otp_src: Path) -> str | None:
@@ -53,26 +73,31 @@ class Build:
         self.openssl_src = work / "openssl-src"
         self.release = work / "release"
 
+    @property
+    def phases(self) -> tuple[str, ...]:
+        return tuple(p for p in PHASES if p != "bootstrap" or self.inputs.bootstrap)
+
     def done(self, phase: str) -> bool:
         return (self.stamps / f"{phase}.json").is_file()
 
     def seconds(self) -> dict[str, float]:
         """How long each finished phase took (as stamped)."""
-        return {p: json.loads((self.stamps / f"{p}.json").read_text())["seconds"] for p in PHASES if self.done(p)}
+        return {p: json.loads((self.stamps / f"{p}.json").read_text())["seconds"] for p in self.phases if self.done(p)}
 
     def run(self) -> Path:
         """Every phase not stamped yet, in order; the `make release` tree."""
         self.stamps.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
-        finished = [p for p in PHASES if self.done(p)]
+        phases = self.phases
+        finished = [p for p in phases if self.done(p)]
         if finished:
             progress.note(f"xrel: build-erts: resuming {self.inputs.build.target} after {finished[-1]} ({self.work})")
-        for number, phase in enumerate(PHASES, 1):
+        for number, phase in enumerate(phases, 1):
             if self.done(phase):
                 continue
-            for later in PHASES[number - 1:]:
+            for later in phases[number - 1:]:
                 (self.stamps / f"{later}.json").unlink(missing_ok=True)
-            progress.note(f"xrel: build-erts {self.inputs.build.target}: {phase} ({number}/{len(PHASES)}) ...")
+            progress.note(f"xrel: build-erts {self.inputs.build.target}: {phase} ({number}/{len(phases)}) ...")
             start = time.monotonic()
             getattr(self, f"_{phase}")()
             took = round(time.monotonic() - start, 1)
@@ -110,6 +135,23 @@ class Build:
         for name in self.inputs.build.dfsg_dropped if self.inputs.otp.origin == "debian" else ():
             (self.otp_src / name).parent.mkdir(parents=True, exist_ok=True)
             (self.otp_src / name).touch()
+        apply_source_fixes(self.otp_src, self.inputs.otp.upstream, self.inputs.build.source_fixes)
+
+    def _bootstrap(self) -> None:
+        i = self.inputs
+        bootstrap.ensure(i.otp, debsrc.fetch(i.otp), i.zig, i.jobs,
+                         lambda argv, cwd, env: self._sh("bootstrap", argv, cwd, env))
+
+    def _path(self) -> dict[str, str]:
+        """PATH with the bootstrap's bin first, when this build has one."""
+        if not self.inputs.bootstrap:
+            return {}
+        bin_dir = bootstrap.bin_dir(bootstrap.directory(self.inputs.otp))
+        if not (bin_dir / "erl").is_file():
+            (self.stamps / "bootstrap.json").unlink(missing_ok=True)
+            raise BuildError(f"build-erts {self.inputs.build.target}: the bootstrap in {bin_dir} is gone",
+                             "run again: it is built again")
+        return {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
 
     def _openssl(self) -> None:
         b, tools = self.inputs.build, self._tools()
@@ -129,7 +171,7 @@ class Build:
             "CC": tools["cc"], "CXX": tools["c++"], "LD": tools["cc"], "AR": tools["ar"], "RANLIB": tools["ranlib"],
             "LDFLAGS": " ".join(b.ldflags), "DED_LD": tools["cc"], "DED_LDFLAGS": " ".join(b.ded_ldflags),
             "DED_LD_FLAG_RUNTIME_LIBRARY_PATH": b.ded_runtime_library_path,
-            "erl_xcomp_sysroot": str(self.sysroot),
+            "erl_xcomp_sysroot": str(self.sysroot), **self._path(),
         }
 
     def _configure(self) -> None:

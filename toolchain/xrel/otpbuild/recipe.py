@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -34,6 +35,19 @@ class OpensslSettings:
 
 
 @dataclass(frozen=True)
+class SourceFix:
+    """Replacements in one file of OTP's source for the versions named (backports of upstream fixes)."""
+
+    file: str
+    versions: tuple[str, ...]  # OTP versions or prefixes: "25" is every 25.x
+    replace: tuple[tuple[str, str], ...]  # (old, new); old must occur exactly once
+    why: str
+
+    def applies(self, version: str) -> bool:
+        return any(version == v or version.startswith(v + ".") for v in self.versions)
+
+
+@dataclass(frozen=True)
 class OtpSettings:
     configure: tuple[str, ...]
     dfsg_dropped: tuple[str, ...]
@@ -41,6 +55,12 @@ class OtpSettings:
     ldflags: tuple[str, ...]
     ded_ldflags: tuple[str, ...]
     ded_runtime_library_path: str
+    source_fixes: tuple[SourceFix, ...] = ()
+
+
+@dataclass(frozen=True)
+class BootstrapSettings:
+    configure: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -54,6 +74,7 @@ class OtpBuildRecipe:
     sources: SourcesSettings
     openssl: OpensslSettings
     otp: OtpSettings
+    bootstrap: BootstrapSettings
     libc: dict[str, LibcSettings] = field(default_factory=dict)
 
 
@@ -81,10 +102,11 @@ class TargetBuild:
     ldflags: tuple[str, ...]
     ded_ldflags: tuple[str, ...]
     ded_runtime_library_path: str
+    source_fixes: tuple[SourceFix, ...] = ()
 
     def flags(self) -> dict:
-        """The build flags, as xrel-runtime.json records them."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+        """The build flags, as xrel-runtime.json records them (plain JSON values)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @property
     def key(self) -> str:
@@ -112,4 +134,5 @@ def for_target(target: Target) -> TargetBuild:
         cflags=r.otp.cflags + cpu, compile_cflags=r.libc[target.libc].compile_cflags,
         ldflags=r.otp.ldflags + r.libc[target.libc].ldflags,
         ded_ldflags=r.otp.ded_ldflags, ded_runtime_library_path=r.otp.ded_runtime_library_path,
+        source_fixes=r.otp.source_fixes,
     )

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from xrel.errors import BuildError, NotAvailableError, UsageError
-from xrel.otpbuild import debsrc, recipe, upstream
+from xrel.otpbuild import bootstrap, debsrc, recipe, upstream
 from xrel.otpbuild.phases import Build, BuildInputs
 from xrel.runtimes import versions
 from xrel.runtimes.base import FetchOptions, Offer
@@ -68,7 +68,7 @@ def _host_major() -> int | None:
 
     try:
         return host_otp_major()
-    except Exception:  # no erl at all: said by check_host_erl
+    except Exception:  # no erl at all: the bootstrap build does without
         return None
 
 
@@ -76,19 +76,16 @@ def _offer(target: Target, build: recipe.TargetBuild, otp: debsrc.SourcePackage,
            openssl: debsrc.SourcePackage) -> Offer:
     major = release(otp.upstream)[0]
     where = f"Debian's {otp.version} source" if otp.origin == "debian" else f"upstream's {otp.orig.name}"
-    cost = "(8-20 min on 2 cores)" if major == _host_major() else f"(needs a host erl of OTP {major})"
+    cost = "(8-20 min on 2 cores" + ("" if major == _host_major() else f", after OTP {major}'s bootstrap for "
+                                     "this machine, ~5 min once per source") + ")"
     return Offer(source="build", target=target.name, version=otp.upstream, url=otp.orig.url, sha256=otp.orig.sha256,
                  note=f"built here with zig from {where} and OpenSSL {openssl.upstream} {cost}",
                  details={"otp": otp, "openssl": openssl, "build": build, "variant": variant(build, otp, openssl)})
 
 
-def check_host_erl(version: str) -> None:
-    """OTP's cross build needs a host erl of the same major (else a bootstrap build xrel does not do)."""
-    major, host = release(version)[0], _host_major()
-    if host != major:
-        have = f"OTP {host}" if host else "none"
-        raise NotAvailableError(f"building OTP {version} needs a host erl of OTP {major} on PATH (it has {have})",
-                                f"put an OTP {major} erl first on PATH, or build OTP {host or major}")
+def needs_bootstrap(version: str) -> bool:
+    """OTP's cross build needs an erl of the same major: the host's, else a bootstrap built here."""
+    return release(version)[0] != _host_major()
 
 
 ORIGINS = ("debian", "upstream")  # `--source build:<origin>`; plain `build`: Debian first, upstream otherwise
@@ -136,10 +133,9 @@ class BuildSource:
     def install(self, offer: Offer, target: Target, dest: Path, options: FetchOptions) -> dict:
         from xrel.zig.locate import find_zig
 
-        check_host_erl(offer.version)
         d = offer.details
         inputs = BuildInputs(build=d["build"], otp=d["otp"], openssl=d["openssl"], zig=str(find_zig().path),
-                             jobs=os.cpu_count() or 1)
+                             jobs=os.cpu_count() or 1, bootstrap=needs_bootstrap(offer.version))
         work = cache.area("builds") / f"otp-{offer.version}-{target.id}-{d['variant']}"
         job = Build(inputs, work)
         shutil.copytree(job.run(), dest, symlinks=True, dirs_exist_ok=True)
@@ -150,6 +146,13 @@ class BuildSource:
         provenance = _provenance(inputs, job)
         cache.remove(work)
         return provenance
+
+
+def _build_erl(inputs: BuildInputs) -> str:
+    """Which erl compiled the Erlang code: the host's, or the bootstrap built from the same source."""
+    if not inputs.bootstrap:
+        return f"the host's erl (OTP {release(inputs.otp.upstream)[0]})"
+    return f"OTP's bootstrap system built here from the same source ({bootstrap.directory(inputs.otp).name})"
 
 
 def require_crypto(root: Path, target: Target) -> None:
@@ -169,7 +172,8 @@ def _provenance(inputs: BuildInputs, job: Build) -> dict:
         "packages": {p.package: p.version for p in packages},
         "dsc": {p.dsc.name: p.dsc.sha256 for p in packages if p.origin == "debian"},
         "otp_source": {"origin": inputs.otp.origin, "checksums": {inputs.otp.dsc.url: inputs.otp.dsc.sha256}},
-        "build": {**flags, "zig": inputs.zig, "jobs": inputs.jobs, "seconds": job.seconds()},
+        "build": {**flags, "zig": inputs.zig, "jobs": inputs.jobs, "seconds": job.seconds(),
+                  "erl": _build_erl(inputs)},
         "trust": (TRUST_DEBIAN if inputs.otp.origin == "debian" else TRUST_UPSTREAM) + ", built here with zig",
     }
 
