@@ -63,3 +63,19 @@ def test_an_otp_app_missing_from_the_target_root_is_an_error_naming_it(tmp_path)
     with pytest.raises(BuildError) as err:
         xrel.build(project, ["x86_64-linux-gnu"], source=f"path:{tree}")
     assert "compiler" in str(err.value) and "missing from the target runtime" in str(err.value)
+
+
+def test_mix_keeps_the_code_paths_xrel_prepends(tmp_path):
+    """Mix >= 1.15 prunes code paths it was not told about (the helpers', the node agent's): the
+    wrapper turns that off in memory unless the project chose; `mix run` prints what mix sees."""
+    project = copy_fixtures(tmp_path, "pure_app") / "pure_app"
+    env = mix_env_vars(project, "prod", {"MIX_BUILD_PATH": str(tmp_path / "b")})
+    probe = "IO.puts(inspect(Mix.Project.config()[:prune_code_paths]))"
+    out = subprocess.run(["mix", "run", "--no-start", "--no-compile", "-e", probe], cwd=project, env=env,
+                         check=True, capture_output=True, text=True)
+    assert out.stdout.strip().splitlines()[-1] == "false"
+    mix_exs = project / "mix.exs"
+    mix_exs.write_text(mix_exs.read_text().replace("version:", "prune_code_paths: true, version:", 1))
+    out = subprocess.run(["mix", "run", "--no-start", "--no-compile", "-e", probe], cwd=project, env=env,
+                         check=True, capture_output=True, text=True)
+    assert out.stdout.strip().splitlines()[-1] == "true"

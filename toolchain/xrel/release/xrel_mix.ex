@@ -45,6 +45,10 @@ defmodule Xrel.Release do
   @elixir_apps [:elixir, :logger, :iex, :eex, :mix, :ex_unit]
 
   def adjust_project(config) do
+    # Mix >= 1.15 prunes code paths it was not told about when it compiles: the helpers' and the
+    # node agent's, which xrel prepends (older Mix ignores the key). The user's own choice wins.
+    config = Keyword.put_new(config, :prune_code_paths, false)
+
     case System.get_env("XREL_INCLUDE_ERTS") do
       nil -> config
       erts -> Keyword.put(config, :releases, adjust_releases(config, erts))
