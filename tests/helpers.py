@@ -11,27 +11,35 @@ from pathlib import Path
 
 import pytest
 
-from xrel.emulate import qemu
+from xrel.emulate import musl, qemu
 from xrel.emulate.runner import private_namespace_refused
-from xrel.targets import Target
+from xrel.targets import Target, host_target
 
 FIXTURES = Path(__file__).parent / "fixtures"
 XREL = (sys.executable, "-m", "xrel")  # the xrel under test, not whichever is first on PATH
 HOST_STD = "x86_64-unknown-linux-gnu"  # the Rust target whose std every Rust test needs
 
 
-def runnable(target: str):
-    """Skip (saying why) when this machine cannot run the target: no qemu, no binfmt, not root."""
+def cannot_run(target: str) -> str | None:
+    """Why this machine cannot run the target's releases (no qemu, no binfmt, no namespace), or None."""
     t = Target.parse(target)
     emu = qemu.emulation(t)
     if not emu.possible:
-        return pytest.mark.skip(reason=f"cannot run {target} here: {emu.reason}")
-    if t.arch == "x86" and os.geteuid() != 0:
-        return pytest.mark.skip(reason="i386 releases run in a private mount namespace, which needs root")
-    if t.arch == "x86" and private_namespace_refused():
-        return pytest.mark.skip(reason="i386 releases run in a private mount namespace, which this system refuses "
-                                f"({private_namespace_refused()}: a chroot whose / is not a mount point)")
-    return pytest.mark.skipif(False, reason=f"{target} runs here ({emu.mode})")
+        return f"cannot run {target} here: {emu.reason}"
+    same_cpu_musl = t.libc == "musl" and t.arch == host_target().arch and not musl.host_has_loader(t)
+    needs_namespace = t.arch == "x86" or same_cpu_musl  # (a foreign CPU's sysroot goes to qemu -L)
+    if needs_namespace and os.geteuid() != 0:
+        return f"{target} releases run in a private mount namespace here, which needs root"
+    if needs_namespace and private_namespace_refused():
+        return (f"{target} releases run in a private mount namespace here, which this system refuses "
+                f"({private_namespace_refused()}: a chroot whose / is not a mount point)")
+    return None
+
+
+def runnable(target: str):
+    """Skip (saying why) when this machine cannot run the target: no qemu, no binfmt, not root."""
+    reason = cannot_run(target)
+    return pytest.mark.skip(reason=reason) if reason else pytest.mark.skipif(False, reason=f"{target} runs here")
 
 
 def has_rust_std(triple: str) -> bool:
