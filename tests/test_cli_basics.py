@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -281,3 +282,18 @@ def test_xrel_zig_wins(tmp_path):
     rows = json.loads(xrel("doctor", "--json", env=env).stdout)
     zig = next(r for r in rows if r["name"] == "zig")
     assert zig["ok"] and "(XREL_ZIG)" in zig["detail"]
+
+
+def test_sigterm_leaves_nothing_half_written_in_the_cache(tmp_path):
+    """A SIGTERM'd xrel unwinds: the staging dir of what it was writing is deleted (exit 143)."""
+    final = tmp_path / "runtimes" / "entry"
+    code = ("import sys, time\nfrom pathlib import Path\nfrom xrel.cli.app import exit_on_sigterm\n"
+            "from xrel.storage import cache\nexit_on_sigterm()\n"
+            "with cache.staging(Path(sys.argv[1])) as tmp:\n"
+            "    (tmp / 'half').write_text('x')\n    print('writing', flush=True)\n    time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(final)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    assert [p.name.startswith(".tmp-entry~") for p in final.parent.iterdir()] == [True]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    assert list(final.parent.iterdir()) == []

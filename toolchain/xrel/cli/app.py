@@ -96,6 +96,18 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="xrel")
 def main() -> None:
     """Cross-build Elixir/Erlang releases for any target, with zig and prebuilt OTP runtimes."""
+    exit_on_sigterm()
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM (systemd, CI runners, kill) unwinds like Ctrl-C: staging dirs are deleted, locks
+    released, the running child killed; exit status 143."""
+    import signal
+
+    def terminated(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
 
 
 def command(*args, group: click.Group = main, **kwargs):
