@@ -32,15 +32,16 @@ def lookup(keys: list[str]) -> dict[str, bytes]:
 
 
 def keep(pieces: dict[str, bytes]) -> None:
-    """Keep these pieces (key -> compressed bytes); then trim the area to LIMIT."""
+    """Keep these pieces (key -> compressed bytes); when any was new, trim the area to LIMIT."""
     from xrel.storage.files import atomic_write
 
-    area = _area()
+    area, added = _area(), False
     for key, data in pieces.items():
         if not (area / key).is_file():
             with contextlib.suppress(OSError):
                 atomic_write(area / key, data)
-    if pieces:
+                added = True
+    if added:  # (a scan of the whole area: not on every tarball whose pieces were all kept already)
         _trim(area)
 
 

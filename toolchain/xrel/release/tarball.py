@@ -344,7 +344,8 @@ def write_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[
     if same_setup and [k for k, _n in last.get("pieces", [])] == keys:
         sha = last["sha256"]  # the same content, touched: the same bytes
     else:
-        big = {k for k, b in zip(keys, [m.st.st_size >= pieces.MIN_MEMBER for m in members for _p in m.pieces]) if b}
+        sizes = [m.st.st_size for m in members for _p in m.pieces]  # each piece's member's size
+        big = {k for k, size in zip(keys, sizes) if size >= pieces.MIN_MEMBER}
         known = {**_PACKED, **_known_pieces(last, blob)}
         known.update(pieces.lookup([k for k in big if k not in known]))
         compressed = _compress(members, end, keys, known)
