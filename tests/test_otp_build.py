@@ -3,6 +3,8 @@ phases' stamps and resumption, the source's offers and its one-line refusals (fa
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -324,3 +326,70 @@ def test_source_fixes_apply_to_the_versions_named_and_refuse_a_source_they_do_no
         phases.apply_source_fixes(tmp_path, "25.2.3", (fix,))
     assert "does not fit OTP 25.2.3: its text occurs 0 times" in str(err.value) and "\n" not in str(err.value)
     assert recipe.for_target(MUSL).flags()["source_fixes"][0]["file"] == fix.file  # part of the build's key
+
+
+# -- leaving OTP applications out (a shorter build) -----------------------------------------------
+
+def test_apps_left_out_go_to_configure_and_make_a_build_of_their_own(tmp_path, monkeypatch):
+    full, short = recipe.for_target(MUSL), recipe.for_target(MUSL, ["snmp", "megaco", "snmp"])
+    assert short.without_apps == ("megaco", "snmp") and short.key != full.key
+    assert "without_apps" not in full.flags()  # the flags (and keys) of builds made before it existed
+    build = phases.Build(dataclasses.replace(_inputs(), build=short), tmp_path / "work")
+    calls: list[list[str]] = []
+    monkeypatch.setattr(phases.Build, "_sh", lambda self, phase, argv, *a, **k: calls.append(argv))
+    monkeypatch.setattr(phases.Build, "_tools", lambda self: {k: k for k in ("cc", "c++", "ar", "ranlib")})
+    build._configure()
+    assert calls[0][-2:] == ["--without-megaco", "--without-snmp"]
+
+
+@pytest.mark.parametrize("apps, message", [(["crypto"], "crypto cannot be left out"),
+                                           (["kernel", "megaco"], "kernel cannot be left out"),
+                                           (["Megaco;rm"], "is not an OTP application name")])
+def test_an_app_that_cannot_be_left_out_is_one_line(apps, message):
+    with pytest.raises(UsageError) as err:
+        recipe.for_target(MUSL, apps)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_app_the_source_lacks_names_the_apps_it_has(tmp_path):
+    for app in ("kernel", "megaco", "ssh"):
+        (tmp_path / "lib" / app).mkdir(parents=True)
+    phases.check_apps_exist(tmp_path, "25.2.3", ("megaco",))
+    with pytest.raises(UsageError) as err:
+        phases.check_apps_exist(tmp_path, "25.2.3", ("megaco", "megacoo"))
+    assert "OTP 25.2.3 has no application megacoo to leave out (it has: kernel, megaco, ssh)" in str(err.value)
+
+
+def _cached_runtime(cache: Path, name: str, source: str, without: list[str]) -> None:
+    root = cache / "runtimes" / f"otp-25.2.3-{MUSL.name}-{name}"
+    root.mkdir(parents=True)
+    meta = {"target": MUSL.name, "otp_version": "25.2.3", "otp_major": 25, "source": source,
+            "build": {"without_apps": without} if without else {}}
+    (root / "xrel-runtime.json").write_text(json.dumps(meta))
+
+
+def test_a_cached_build_is_used_only_for_the_same_apps_left_out(isolated_cache):
+    from xrel.runtimes import fetch_runtime
+
+    _cached_runtime(isolated_cache, "build-full", "build", [])
+    _cached_runtime(isolated_cache, "build-short", "build", ["megaco", "snmp"])
+    assert fetch_runtime(MUSL, otp="25.2.3", source="build").root.name.endswith("build-full")
+    short = fetch_runtime(MUSL, otp="25.2.3", source="build", without_apps=["snmp", "megaco"])
+    assert short.root.name.endswith("build-short")
+    with pytest.raises(UsageError, match="only a runtime built from source can leave out"):
+        fetch_runtime(MUSL, otp="25.2.3", source="alpine", without_apps=["megaco"])
+
+
+def test_xrel_toml_leaves_apps_out_only_of_a_runtime_built_from_source(tmp_path):
+    from xrel.project.config import load_config
+    from xrel.project.locator import ConfigError
+
+    def pins(table: str):
+        (tmp_path / "xrel.toml").write_text(f'targets = ["x86_64-linux-musl"]\n\n[target.x86_64-linux-musl]\n{table}')
+        return load_config(tmp_path).targets[0]
+
+    assert pins('source = "build"\nwithout_apps = ["snmp", "megaco"]\n').without_apps == ("megaco", "snmp")
+    with pytest.raises(ConfigError, match=r"xrel.toml:6: without_apps needs source = \"build\""):
+        pins('source = "alpine"\n\nwithout_apps = ["megaco"]\n')
+    with pytest.raises(ConfigError, match="xrel.toml:6: sasl cannot be left out"):
+        pins('source = "build"\n\nwithout_apps = ["sasl"]\n')

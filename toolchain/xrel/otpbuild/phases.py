@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xrel import progress
-from xrel.errors import BuildError, NotAvailableError
+from xrel.errors import BuildError, NotAvailableError, UsageError
 from xrel.otpbuild import bootstrap, debsrc
 from xrel.otpbuild.recipe import SourceFix, TargetBuild
 from xrel.otpbuild.tools import write_tools
@@ -50,6 +50,15 @@ def apply_source_fixes(otp_src: Path, version: str, fixes: tuple[SourceFix, ...]
         path.write_text(text)
         changed.append(fix.file)
     return changed
+
+
+def check_apps_exist(otp_src: Path, version: str, apps: tuple[str, ...]) -> None:
+    """Every app to leave out must be one of the source's (configure ignores an unknown name)."""
+    have = sorted(p.name for p in (otp_src / "lib").iterdir() if p.is_dir())
+    unknown = [a for a in apps if a not in have]
+    if unknown:
+        raise UsageError(f"OTP {version} has no application {unknown[0]} to leave out (it has: {', '.join(have)})",
+                         f"remove {unknown[0]} from the apps left out")
 
 
 def crypto_skipped(otp_src: Path) -> str | None:
@@ -136,6 +145,7 @@ class Build:
             (self.otp_src / name).parent.mkdir(parents=True, exist_ok=True)
             (self.otp_src / name).touch()
         apply_source_fixes(self.otp_src, self.inputs.otp.upstream, self.inputs.build.source_fixes)
+        check_apps_exist(self.otp_src, self.inputs.otp.upstream, self.inputs.build.without_apps)
 
     def _bootstrap(self) -> None:
         i = self.inputs
@@ -178,7 +188,8 @@ class Build:
         b = self.inputs.build
         build_triple = f"{platform.machine()}-pc-linux-gnu"
         self._sh("configure", ["./otp_build", "configure", f"--build={build_triple}", f"--host={b.host_triple}",
-                               f"--with-ssl={self.sysroot / 'usr'}", *b.configure], self.otp_src, self.otp_env())
+                               f"--with-ssl={self.sysroot / 'usr'}", *b.configure,
+                               *(f"--without-{app}" for app in b.without_apps)], self.otp_src, self.otp_env())
         reason = crypto_skipped(self.otp_src)
         if reason:
             (self.stamps / "configure.json").unlink(missing_ok=True)

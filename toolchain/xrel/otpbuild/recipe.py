@@ -6,6 +6,8 @@ import dataclasses
 import functools
 import hashlib
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from xrel import recipes
@@ -55,6 +57,7 @@ class OtpSettings:
     ldflags: tuple[str, ...]
     ded_ldflags: tuple[str, ...]
     ded_runtime_library_path: str
+    required_apps: tuple[str, ...] = ()  # never left out (`without_apps`)
     source_fixes: tuple[SourceFix, ...] = ()
 
 
@@ -103,10 +106,15 @@ class TargetBuild:
     ded_ldflags: tuple[str, ...]
     ded_runtime_library_path: str
     source_fixes: tuple[SourceFix, ...] = ()
+    without_apps: tuple[str, ...] = ()  # OTP applications left out (configure's --without-<app>)
 
     def flags(self) -> dict:
-        """The build flags, as xrel-runtime.json records them (plain JSON values)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """The build flags, as xrel-runtime.json records them (plain JSON values); no `without_apps`
+        when none is left out (the flags, and so the keys, of builds made before it existed)."""
+        flags = json.loads(json.dumps(dataclasses.asdict(self)))
+        if not self.without_apps:
+            del flags["without_apps"]
+        return flags
 
     @property
     def key(self) -> str:
@@ -114,8 +122,25 @@ class TargetBuild:
         return hashlib.sha256(json.dumps(self.flags(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def for_target(target: Target) -> TargetBuild:
-    """The recipe resolved for `target`; a target it cannot build is a one-line UsageError."""
+APP_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def checked_without_apps(apps: Iterable[str]) -> tuple[str, ...]:
+    """OTP applications to leave out of a build, sorted; a malformed or required name is a one-line UsageError."""
+    apps = tuple(sorted(set(apps)))
+    bad = [a for a in apps if not APP_NAME.fullmatch(a)]
+    if bad:
+        raise UsageError(f"'{bad[0]}' is not an OTP application name", "name apps as in OTP's lib/, e.g. megaco")
+    required = [a for a in apps if a in load().otp.required_apps]
+    if required:
+        raise UsageError(f"{required[0]} cannot be left out of an OTP that xrel builds (required: "
+                         f"{', '.join(load().otp.required_apps)})", f"remove {required[0]} from the apps left out")
+    return apps
+
+
+def for_target(target: Target, without_apps: Iterable[str] = ()) -> TargetBuild:
+    """The recipe resolved for `target` (leaving `without_apps` out); a target it cannot build, or
+    an app it cannot leave out, is a one-line UsageError."""
     r = load()
     if target.os != "linux" or target.libc not in r.libc:
         raise UsageError(f"xrel cannot build OTP for {target.id} (only Linux targets: "
@@ -134,5 +159,5 @@ def for_target(target: Target) -> TargetBuild:
         cflags=r.otp.cflags + cpu, compile_cflags=r.libc[target.libc].compile_cflags,
         ldflags=r.otp.ldflags + r.libc[target.libc].ldflags,
         ded_ldflags=r.otp.ded_ldflags, ded_runtime_library_path=r.otp.ded_runtime_library_path,
-        source_fixes=r.otp.source_fixes,
+        source_fixes=r.otp.source_fixes, without_apps=checked_without_apps(without_apps),
     )

@@ -117,7 +117,8 @@ class BuildSource:
     name = "build"
 
     def offers(self, target: Target, options: FetchOptions) -> list[Offer]:
-        build = recipe.for_target(target)  # a target the recipe cannot build: one line, before any download
+        # a target the recipe cannot build, or an app it cannot leave out: one line, before any download
+        build = recipe.for_target(target, options.without_apps)
         origin = _origin(options)
         repo = _repo(options.offline)
         uploads = otp_uploads(repo) if origin != "upstream" else {}

@@ -87,9 +87,10 @@ class TargetPin:
     source: str | None = None
     otp: str | None = None
     sysroot_packages: tuple[str, ...] = ()
+    without_apps: tuple[str, ...] = ()  # source = "build": OTP applications the runtime leaves out
 
 
-PIN_KEYS = ["source", "otp", "glibc", "sysroot_packages"]
+PIN_KEYS = ["source", "otp", "glibc", "sysroot_packages", "without_apps"]
 
 
 def _parse_target(name: str, loc: Locator, key: str | None, line: int | None = None) -> Target:
@@ -124,8 +125,19 @@ def _pin(target: Target, table: Mapping, loc: Locator) -> TargetPin:
             raise loc.error("glibc", f"glibc = {glibc!r} contradicts the floor of {target.id} in targets",
                             "give the floor in one place")
         target = _parse_target(f"{target.name}.{glibc}", loc, "glibc")
-    return TargetPin(target, _source(table, loc), _otp(table, loc),
-                     _strings(table, "sysroot_packages", loc, "libsqlite3-dev"))
+    source = _source(table, loc)
+    without_apps = _strings(table, "without_apps", loc, "megaco")
+    if without_apps and (source or "").split(":")[0] != "build":
+        raise loc.error("without_apps", "without_apps needs source = \"build\" (only a runtime built from "
+                        "source can leave OTP applications out)", 'add source = "build" to the table')
+    try:
+        from xrel.otpbuild.recipe import checked_without_apps
+
+        without_apps = checked_without_apps(without_apps)
+    except UsageError as e:
+        raise loc.error("without_apps", e.message, e.hint) from None
+    return TargetPin(target, source, _otp(table, loc), _strings(table, "sysroot_packages", loc, "libsqlite3-dev"),
+                     without_apps)
 
 
 def _pins(listed: list[Target], tables: object, loc: Locator) -> tuple[TargetPin, ...]:

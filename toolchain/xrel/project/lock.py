@@ -141,16 +141,18 @@ def check_locked(lock: Lock, runtimes: Mapping[str, Runtime]) -> list[str]:
 
 # -- fetching exactly what is locked ---------------------------------------------------------------
 
-def fetch_locked(target: Target | str, locked: LockedRuntime, *, offline: bool = False) -> Runtime:
+def fetch_locked(target: Target | str, locked: LockedRuntime, *, offline: bool = False,
+                 without_apps: tuple[str, ...] = ()) -> Runtime:
     """The very same runtime: the cached one if it matches the lock, else exactly the locked
-    source/version/revision fetched and checked against the locked sha256s."""
+    source/version/revision fetched (built without `without_apps`) and checked against the locked sha256s."""
     target = Target.parse(target)
     for runtime in cached_runtimes(target, [locked.source], locked.otp_version):
         if locked.matches(runtime):
             return runtime
     if locked.source in PROVIDED:
         return _fetch_provided(target, locked, offline)
-    options = FetchOptions(offline=offline, request=release(locked.otp_version), revision=locked.revision)
+    options = FetchOptions(offline=offline, request=release(locked.otp_version), revision=locked.revision,
+                           without_apps=tuple(sorted(set(without_apps))))
     offer = _locked_offer(target, locked, options)
     if len(locked.files) == 1:
         options.sha256 = locked.files[0][1]

@@ -44,6 +44,7 @@ class TargetPlan:
     sysroot_packages: tuple[str, ...]
     why: str  # where the request came from
     runtime: Runtime | None = None
+    without_apps: tuple[str, ...] = ()  # a runtime built from source: OTP applications it leaves out
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ def _target_plans(config: ProjectConfig | None, request: Request) -> list[Target
             target = pin.target  # with its glibc floor
         otp, why = _otp_request(config, pin, request)
         source = request.source or (pin.source if pin else None)
-        plans.append(TargetPlan(target, otp, source, pin.sysroot_packages if pin else (), why))
+        plans.append(TargetPlan(target, otp, source, pin.sysroot_packages if pin else (), why,
+                                without_apps=pin.without_apps if pin and (source or "").startswith("build") else ()))
     return plans
 
 
@@ -155,7 +157,8 @@ def _fetch(plan: TargetPlan, lock: Lock | None, host: HostErlang, request: Reque
     locked = lock.for_target(plan.target.id) if lock and not request.upgrade else None
     try:
         if locked is not None:
-            return replace(plan, runtime=fetch_locked(plan.target, locked, offline=request.offline),
+            return replace(plan, runtime=fetch_locked(plan.target, locked, offline=request.offline,
+                                                      without_apps=plan.without_apps),
                            why=f"locked in xrel.lock: {locked.describe()}")
         if request.locked:
             raise UsageError(f"{plan.target.id} is not in xrel.lock, and --locked forbids adding it",
@@ -163,7 +166,7 @@ def _fetch(plan: TargetPlan, lock: Lock | None, host: HostErlang, request: Reque
         if plan.otp:
             check_requested_otp(plan.otp, host)  # outside [compiling OTP, +2]: refused before fetching
         runtime = fetch_runtime(plan.target, otp=plan.otp or str(host.otp_major), source=plan.source,
-                                offline=request.offline)
+                                offline=request.offline, without_apps=plan.without_apps)
     except NotAvailableError as e:
         if not pinnable:
             raise

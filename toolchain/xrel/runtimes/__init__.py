@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +74,13 @@ def entry_name(target: Target, source: str, version: str, variant: str | None = 
     return f"otp-{version}-{target.name}-{source}" + (f"-{variant}" if variant else "")
 
 
-def _cached(target: Target, request: tuple[int, ...] | None, sources: list[str]) -> list[Runtime]:
+def left_out_apps(runtime: Runtime) -> tuple[str, ...]:
+    """The OTP applications a runtime built from source left out (none for every other source)."""
+    return tuple((runtime.meta.get("build") or {}).get("without_apps") or ())
+
+
+def _cached(target: Target, request: tuple[int, ...] | None, sources: list[str],
+            without_apps: tuple[str, ...] = ()) -> list[Runtime]:
     found = []
     base = cache.cache_root() / "runtimes"
     if not base.is_dir():
@@ -84,7 +90,7 @@ def _cached(target: Target, request: tuple[int, ...] | None, sources: list[str])
             runtime = Runtime.load(meta_file.parent)
         except (OSError, ValueError):
             continue
-        if runtime.target != target.name or runtime.source not in sources:
+        if runtime.target != target.name or runtime.source not in sources or left_out_apps(runtime) != without_apps:
             continue
         if request is None or versions.matches(request, runtime.otp_version):
             found.append(runtime)
@@ -136,12 +142,13 @@ def list_offers(target: Target | str, source: str | None = None, offline: bool =
 
 
 def fetch_runtime(target: Target | str, *, otp: str | None = None, source: str | None = None,
-                  offline: bool = False, force: bool = False, sha256: str | None = None) -> Runtime:
+                  offline: bool = False, force: bool = False, sha256: str | None = None,
+                  without_apps: Sequence[str] = ()) -> Runtime:
     """A verified, normalized, cached OTP root for `target`.
 
     `otp` is a version request (default: the host's OTP major); `source` a source name, or
-    `path:/x` / `url:https://...` for a runtime you provide. A cached match is used without
-    asking the network unless `force`.
+    `path:/x` / `url:https://...` for a runtime you provide; `without_apps`, OTP applications a
+    runtime built from source leaves out. A cached match is used without asking the network unless `force`.
     """
     target = Target.parse(target)
     if sha256 is not None and not _is_sha256(sha256):
@@ -149,13 +156,23 @@ def fetch_runtime(target: Target | str, *, otp: str | None = None, source: str |
     location = _location(source)
     sources = _sources_for(target, source)
     request = versions.parse_request(otp) if otp else (None if location else _default_request())
+    without_apps = _without_apps(without_apps, sources)
     if not force and not location:
-        cached = _cached(target, request, sources)
+        cached = _cached(target, request, sources, without_apps)
         if cached:
             return cached[0]
-    options = FetchOptions(offline=offline, sha256=sha256, location=location, request=request)
+    options = FetchOptions(offline=offline, sha256=sha256, location=location, request=request,
+                           without_apps=without_apps)
     offer = _choose(target, request, sources, options)
     return install(offer, target, options, force=force)
+
+
+def _without_apps(apps: Sequence[str], sources: list[str]) -> tuple[str, ...]:
+    """Apps to leave out, sorted: only a runtime built from source can leave any out."""
+    if apps and sources != ["build"]:
+        raise UsageError(f"only a runtime built from source can leave out OTP applications ({', '.join(apps)})",
+                         "use source build for it, or leave without_apps out")
+    return tuple(sorted(set(apps)))
 
 
 def _is_sha256(text: str) -> bool:

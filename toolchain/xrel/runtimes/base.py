@@ -33,6 +33,7 @@ class FetchOptions:
     location: str | None = None  # a path or URL, for the local/url source
     request: tuple[int, ...] | None = None  # the OTP version asked; sources may skip what cannot match
     revision: str | None = None  # an exact package revision (a lock's Debian version) to offer when listed
+    without_apps: tuple[str, ...] = ()  # the build source: OTP applications to leave out
 
 
 def expected_sha256(offer: Offer, given: str | None, index: str, what: str, why_missing: str = "") -> str:
