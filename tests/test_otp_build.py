@@ -143,11 +143,12 @@ def test_a_failing_command_names_its_phase_and_log(tmp_path):
 
 
 FAKE_CONFIGURE = r"""#!/usr/bin/perl
-# Records its arguments and writes a Makefile whose targets install an empty libcrypto.a.
+# Records its arguments and writes a Makefile whose targets install an empty libcrypto.a (under DESTDIR).
 open(my $args, ">", "configure.args"); print $args join("\n", @ARGV), "\n"; close $args;
 my ($prefix) = map { /^--prefix=(.*)/ ? $1 : () } @ARGV;
 open(my $mk, ">", "Makefile");
-print $mk "build_libs:\n\ttrue\ninstall_dev:\n\tmkdir -p $prefix/lib && : > $prefix/lib/libcrypto.a\n";
+my $lib = "\$(DESTDIR)$prefix/lib";
+print $mk "build_libs:\n\ttrue\ninstall_dev:\n\tmkdir -p $lib && : > $lib/libcrypto.a\n";
 """
 
 
@@ -162,7 +163,8 @@ def test_openssl_configure_gets_the_system_openssldir(tmp_path, monkeypatch):
     build._openssl()
     args = (build.openssl_src / "configure.args").read_text().splitlines()
     assert args[0] == "linux-x86_64" and "--openssldir=/etc/ssl" in args  # the node's CA dir, not the build dir's
-    assert f"--prefix={build.sysroot / 'usr'}" in args
+    # the node's paths compiled in (ENGINESDIR, MODULESDIR), installed into the build's sysroot
+    assert "--prefix=/usr" in args and (build.sysroot / "usr" / "lib" / "libcrypto.a").is_file()
 
 
 def test_otp_env_sets_the_three_ded_variables_together(tmp_path, monkeypatch):

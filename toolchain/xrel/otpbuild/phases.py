@@ -167,9 +167,12 @@ class Build:
         b, tools = self.inputs.build, self._tools()
         remove(self.sysroot)
         env = {"CC": tools["cc"], "AR": tools["ar"], "RANLIB": tools["ranlib"]}
-        self._sh("openssl", ["perl", "./Configure", b.openssl_target, *b.openssl_options,
-                             f"--prefix={self.sysroot / 'usr'}"], self.openssl_src, env)
-        self._sh("openssl", ["make", f"-j{self.inputs.jobs}", *b.openssl_make], self.openssl_src, env)
+        # --prefix: the node's paths compiled into libcrypto (ENGINESDIR, MODULESDIR), not the build's;
+        # installed under DESTDIR, the build's sysroot
+        self._sh("openssl", ["perl", "./Configure", b.openssl_target, *b.openssl_options, "--prefix=/usr"],
+                 self.openssl_src, env)
+        self._sh("openssl", ["make", f"-j{self.inputs.jobs}", *b.openssl_make, f"DESTDIR={self.sysroot}"],
+                 self.openssl_src, env)
         if not (self.sysroot / "usr" / "lib" / "libcrypto.a").is_file():
             raise BuildError(f"build-erts {b.target}: OpenSSL installed no lib/libcrypto.a into {self.sysroot}",
                              f"see {self.logs / 'openssl.log'}")
