@@ -223,3 +223,17 @@ def _fresh(rel: Path, dest: Path) -> bytes:
     tarball._SEEN.clear()
     write_tarball(rel, dest, 42)
     return dest.read_bytes()
+
+
+def test_a_new_build_reuses_no_piece_of_an_earlier_build_in_the_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / "cache"))
+    rel = release(tmp_path / "rel")
+    for i in range(20):
+        (rel / f"lib/a-1/ebin/m{i}.beam").write_bytes(os.urandom(4000))
+    write_tarball(rel, tmp_path / "first.tar.gz", 42)
+    tarball.forget_packed()  # what build_all does first
+    compressed = []
+    real = tarball._deflate
+    monkeypatch.setattr(tarball, "_deflate", lambda *a: compressed.append(a[0]) or real(*a))
+    write_tarball(rel, tmp_path / "clean" / "first.tar.gz", 42)
+    assert len(compressed) >= 20, "a clean build in the same process compresses like a new process"
