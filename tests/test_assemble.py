@@ -231,7 +231,7 @@ def test_a_new_build_reuses_no_piece_of_an_earlier_build_in_the_process(tmp_path
     for i in range(20):
         (rel / f"lib/a-1/ebin/m{i}.beam").write_bytes(os.urandom(4000))
     write_tarball(rel, tmp_path / "first.tar.gz", 42)
-    tarball.forget_packed()  # what build_all does first
+    tarball.forget_earlier_builds()  # what build_all does first
     compressed = []
     real = tarball._deflate
     monkeypatch.setattr(tarball, "_deflate", lambda *a: compressed.append(a[0]) or real(*a))

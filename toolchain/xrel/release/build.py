@@ -28,7 +28,7 @@ from xrel.release import assemble, blame, compat, derive, precompiled, record, r
 from xrel.release.mix import Project, load_project, mix_env_vars, run_mix
 from xrel.release.native import BEAM_SOURCES, App, local_deps_env, own_env_compile_order, refuse_broken_targets
 from xrel.release.results import BuildResult, RuntimeInfo, TargetResult, native_file
-from xrel.release.tarball import forget_packed, source_date_epoch, write_tarball
+from xrel.release.tarball import forget_earlier_builds, source_date_epoch, write_tarball
 from xrel.release.target_build import BuildOptions, TargetBuild
 from xrel.release.workspace import Workspace, sync_tree, workspace_for
 from xrel.runtimes import Runtime
@@ -288,7 +288,7 @@ def build_target(project: Project, plan: TargetPlan, release: str, out: Path, op
 def build_all(project: Project, targets: Sequence[TargetPlan], release: str, out: Path,
               options: BuildOptions) -> list[TargetResult]:
     """The first target compiles the BEAM code; the others start from its release and tree, two at a time."""
-    forget_packed()
+    forget_earlier_builds()
     first, seed_build = build_target(project, targets[0], release, out, options, None)
     seed = derive.Seed(seed_build)
     results = [first]

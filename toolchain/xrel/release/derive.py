@@ -20,11 +20,12 @@ import filecmp
 import json
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from xrel.release.target_build import TargetBuild
-from xrel.storage.files import walk_relative
+from xrel.storage.files import atomic_write, walk_relative
 
 MIX_WRITTEN_ERTS = frozenset({"bin/erl", "bin/erl.ini"})  # mix writes these from its own templates
 NOT_COPIED = frozenset({"releases/COOKIE", "releases/xrel.json"})  # per build, per target
@@ -70,9 +71,38 @@ class _Mapper:
         raise Underivable(f"{path} is outside the seed's runtime and tree")
 
 
-def _same(a: str, b: str) -> bool:
-    sa, sb = os.stat(a), os.stat(b)
-    return sa.st_mode == sb.st_mode and sa.st_size == sb.st_size and filecmp.cmp(a, b, shallow=False)
+class _Comparisons:
+    """Whether two files have the same mode and bytes, remembered by both files' identity (device,
+    inode, size, mtime, mode) in the target's state dir: the seed's and the target's runtimes never
+    change, so their files are read and compared once, not at every build."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.known: dict[str, list] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.known = {}
+        self.used: dict[str, list] = {}
+
+    def same(self, a: str, b: str) -> bool:
+        sa, sb = os.stat(a), os.stat(b)
+        if sa.st_mode != sb.st_mode or sa.st_size != sb.st_size:
+            return False
+        idents = [_ident(sa), _ident(sb)]
+        entry = self.known.get(a + "\0" + b)
+        if entry is None or entry[:2] != idents:
+            entry = [*idents, filecmp.cmp(a, b, shallow=False)]
+        self.used[a + "\0" + b] = entry
+        return entry[2]
+
+    def save(self) -> None:
+        """Keep what this build compared (only that: entries of replaced files go)."""
+        if self.used != self.known:
+            atomic_write(self.path, json.dumps(self.used))
+
+
+def _ident(st: os.stat_result) -> str:
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_mode}"
 
 
 def _listing(path: str) -> list[str]:
@@ -96,6 +126,7 @@ class _Plan:
         self.files: list[tuple[str, str, bool]] = []  # rel, source, hard link
         self.known: dict[tuple[str, str], tuple[str | None, bool]] = {}
         self.real_dirs: dict[str, str] = {}
+        self.compared = _Comparisons(build.state_dir / "derive-comparisons.json")
 
     def real(self, path: str) -> str:
         """`path` with its directory's symlinks resolved (mix links priv/ into the sources)."""
@@ -144,11 +175,11 @@ class _Plan:
         st = self.map.translate(s1)
         if not os.path.isfile(s1) or not os.path.isfile(st):
             raise Underivable(f"{rel}: no source file for the target")
-        if _same(s1, st):
+        if self.compared.same(s1, st):
             self.files.append((rel, seed_file, True))
         elif rest.endswith(".app"):
             raise Underivable(f"{rel} differs: the boot script would too")
-        elif _same(seed_file, s1):
+        elif self.compared.same(seed_file, s1):
             self.files.append((rel, st, False))
         else:
             raise Underivable(f"{rel}: mix changed the seed's copy and the target's source differs")
@@ -189,10 +220,23 @@ def plan(seed: Seed, build: TargetBuild) -> _Plan:
     return p
 
 
-def _put(source: str, dest: Path, link: bool) -> None:
-    if link:
+def _copied_unchanged(source: str, previous: Path) -> bool:
+    """Whether `previous` (the file in the target's last release) is a copy2 of `source` as it is now."""
+    try:
+        a, b = os.stat(source), os.lstat(previous)
+    except OSError:
+        return False
+    return (stat.S_ISREG(b.st_mode) and a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns
+            and a.st_mode == b.st_mode)
+
+
+def _put(source: str, dest: Path, link: bool, previous: Path) -> None:
+    """A hard link to `source`, else a copy; a copy the target's last release made of the same
+    source is taken over as it is (a link to it: no bytes copied, and the tarball need not read it)."""
+    origin = source if link else (str(previous) if _copied_unchanged(source, previous) else None)
+    if origin is not None:
         try:
-            os.link(source, dest)
+            os.link(origin, dest)
             return
         except OSError:
             pass
@@ -215,11 +259,13 @@ def derive_release(seed: Seed, build: TargetBuild, staging: Path) -> str | None:
     """Lay out the target's release in `staging` from the seed's; None when done, else why not."""
     try:
         laid_out = plan(seed, build)
+        laid_out.compared.save()
         info = translated_info(seed, build)
         for rel in laid_out.dirs:
             (staging / rel).mkdir(parents=True, exist_ok=True)
+        last = build.release_dir
         for rel, source, link in laid_out.files:  # OSError too: another xrel replaced the seed's release
-            _put(source, staging / rel, link)
+            _put(source, staging / rel, link, last / rel)
     except (Underivable, OSError) as e:
         return str(e)
     cookie = staging / "releases" / "COOKIE"  # mix's: a random secret per build

@@ -293,10 +293,11 @@ def _remember(keys: list[str], compressed: list[bytes]) -> None:
     _PACKED.update(zip(keys, compressed))
 
 
-def forget_packed() -> None:
-    """A new build: its tarballs share pieces with each other, never with an earlier build of this
-    process (a CLI run starts empty; so must `xrel.build` called in a loop, as benchmarks do)."""
+def forget_earlier_builds() -> None:
+    """A new build: its tarballs share pieces and files' facts with each other, never with an earlier
+    build of this process (a CLI run starts empty; so must `xrel.build` called in a loop, as benchmarks do)."""
     _PACKED.clear()
+    _SEEN.clear()
 
 
 def _previous(dest: Path, record: Path) -> tuple[dict, bytes]:
