@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xrel.release.target_build import TargetBuild
-from xrel.storage.files import atomic_write, walk_relative
+from xrel.storage.files import atomic_write, file_identity, walk_relative
 
 MIX_WRITTEN_ERTS = frozenset({"bin/erl", "bin/erl.ini"})  # mix writes these from its own templates
 NOT_COPIED = frozenset({"releases/COOKIE", "releases/xrel.json"})  # per build, per target
@@ -88,7 +88,7 @@ class _Comparisons:
         sa, sb = os.stat(a), os.stat(b)
         if sa.st_mode != sb.st_mode or sa.st_size != sb.st_size:
             return False
-        idents = [_ident(sa), _ident(sb)]
+        idents = [file_identity(sa), file_identity(sb)]
         entry = self.known.get(a + "\0" + b)
         if entry is None or entry[:2] != idents:
             entry = [*idents, filecmp.cmp(a, b, shallow=False)]
@@ -99,10 +99,6 @@ class _Comparisons:
         """Keep what this build compared (only that: entries of replaced files go)."""
         if self.used != self.known:
             atomic_write(self.path, json.dumps(self.used))
-
-
-def _ident(st: os.stat_result) -> str:
-    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_mode}"
 
 
 def _listing(path: str) -> list[str]:

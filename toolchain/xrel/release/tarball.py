@@ -19,7 +19,7 @@ from pathlib import Path
 
 from xrel.errors import UsageError
 from xrel.release import pieces
-from xrel.storage.files import atomic_write, walk_relative
+from xrel.storage.files import atomic_write, file_identity, walk_relative
 
 COOKIE = "releases/COOKIE"  # mix's random per-build secret: in no tarball (each node makes its own)
 PRIVATE = frozenset({COOKIE})
@@ -145,12 +145,8 @@ class _Member:
 
     def fact(self) -> dict:
         st = self.st
-        return {"ident": _ident(st), "ctime": st.st_ctime_ns, "nlink": st.st_nlink, "seen": self.seen,
+        return {"ident": file_identity(st), "ctime": st.st_ctime_ns, "nlink": st.st_nlink, "seen": self.seen,
                 "pieces": [list(p) for p in self.pieces], "crc": self.crc}
-
-
-def _ident(st: os.stat_result) -> str:
-    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_mode}"
 
 
 _RACY_NS = 50_000_000  # a file changed this close to when it was read is not trusted by its stat
@@ -159,7 +155,7 @@ _SEEN: dict[tuple[str, int, str], dict] = {}  # (rel, epoch, ident) -> fact: fil
 
 def _trusted(fact: dict | None, st: os.stat_result) -> bool:
     """Whether a regular file is what `fact` describes without reading it (see write_tarball)."""
-    if not fact or fact.get("ident") != _ident(st):
+    if not fact or fact.get("ident") != file_identity(st):
         return False
     racy = _RACY_NS if st.st_ctime_ns % 1_000_000_000 else 2_000_000_000  # coarse clocks: whole seconds
     if fact["ctime"] >= fact["seen"] - racy:
@@ -173,13 +169,13 @@ def _members(root: Path, mtime: int, exclude: frozenset[str], facts: dict[str, d
     for rel, path, st in _entries(root, exclude):
         known = None
         if stat.S_ISREG(st.st_mode):
-            seen = _SEEN.get((rel, mtime, _ident(st)))
+            seen = _SEEN.get((rel, mtime, file_identity(st)))
             known = next((f for f in (facts.get(rel), seen) if _trusted(f, st)), None)
         members.append(_Member(rel, path, st, mtime, known))
         if stat.S_ISREG(st.st_mode):
             if len(_SEEN) > 200_000:
                 _SEEN.clear()
-            _SEEN[(rel, mtime, _ident(st))] = members[-1].fact()
+            _SEEN[(rel, mtime, file_identity(st))] = members[-1].fact()
     return members
 
 

@@ -35,6 +35,12 @@ def write_if_changed(path: Path, content: str, mode: int = 0o644) -> bool:
     return True
 
 
+def file_identity(st: os.stat_result) -> str:
+    """A file's identity as a stat tells it (device, inode, size, mtime, mode): the same while nobody
+    writes to it, which a cache of facts about its bytes can trust."""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_mode}"
+
+
 def walk_relative(root: Path | str):
     """os.walk(root) with each directory's path relative to `root` ("" for root itself), by slicing
     rather than os.path.relpath (which costs more than the walk on a release's thousand files)."""
