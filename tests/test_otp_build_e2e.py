@@ -28,7 +28,7 @@ from xrel.targets import Target
 TARGET, OTP = "x86_64-linux-musl", "25.2.3"
 OTHER_MAJOR = "27.3.4.1"  # built through OTP's bootstrap (the host erl is OTP 25)
 # what the test leaves out: apps the nif_make release does not use, the slowest of OTP's to build
-SHORT = ("common_test", "diameter", "dialyzer", "edoc", "eldap", "erl_docgen", "eunit", "ftp", "megaco", "mnesia",
+SHORT = ("common_test", "dialyzer", "diameter", "edoc", "eldap", "erl_docgen", "eunit", "ftp", "megaco", "mnesia",
          "reltool", "snmp", "ssh", "tftp", "xmerl")
 OTPS = [OTP, pytest.param(OTHER_MAJOR, marks=pytest.mark.skipif(
     not os.environ.get("XREL_TEST_OTP_BOOTSTRAP"), reason="set XREL_TEST_OTP_BOOTSTRAP=1 (a second ~25 min build)"))]
