@@ -382,6 +382,15 @@ def test_a_cached_build_is_used_only_for_the_same_apps_left_out(isolated_cache):
         fetch_runtime(MUSL, otp="25.2.3", source="alpine", without_apps=["megaco"])
 
 
+def test_a_lock_finds_the_cached_build_it_names_whatever_it_left_out(isolated_cache):
+    from xrel.project import lock
+    from xrel.runtimes import cached_runtimes
+
+    _cached_runtime(isolated_cache, "build-short", "build", ["megaco", "snmp"])
+    short = cached_runtimes(MUSL, ["build"])[0]
+    assert lock.fetch_locked(MUSL, lock.locked_runtime_from(short), without_apps=("megaco", "snmp")).root == short.root
+
+
 def test_xrel_toml_leaves_apps_out_only_of_a_runtime_built_from_source(tmp_path):
     from xrel.project.config import load_config
     from xrel.project.locator import ConfigError

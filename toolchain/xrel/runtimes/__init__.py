@@ -80,7 +80,9 @@ def left_out_apps(runtime: Runtime) -> tuple[str, ...]:
 
 
 def _cached(target: Target, request: tuple[int, ...] | None, sources: list[str],
-            without_apps: tuple[str, ...] = ()) -> list[Runtime]:
+            without_apps: tuple[str, ...] | None = None) -> list[Runtime]:
+    """Cached runtimes matching the request, best first; `without_apps`: only those leaving out
+    exactly these OTP applications (None: any)."""
     found = []
     base = cache.cache_root() / "runtimes"
     if not base.is_dir():
@@ -90,7 +92,9 @@ def _cached(target: Target, request: tuple[int, ...] | None, sources: list[str],
             runtime = Runtime.load(meta_file.parent)
         except (OSError, ValueError):
             continue
-        if runtime.target != target.name or runtime.source not in sources or left_out_apps(runtime) != without_apps:
+        if runtime.target != target.name or runtime.source not in sources:
+            continue
+        if without_apps is not None and left_out_apps(runtime) != without_apps:
             continue
         if request is None or versions.matches(request, runtime.otp_version):
             found.append(runtime)
