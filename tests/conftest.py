@@ -20,6 +20,19 @@ _SESSION_CACHE = os.environ.get("XREL_TEST_CACHE") or tempfile.mkdtemp(prefix="x
 os.environ["XREL_CACHE_DIR"] = _SESSION_CACHE
 
 
+def pytest_collection_finish(session):
+    """Start the slow OTP build of test_otp_build_e2e now, in the background (otp_build_cache.py)."""
+    from otp_build_cache import start_in_background
+
+    start_in_background(session.items)
+
+
+def pytest_sessionfinish(session):
+    from otp_build_cache import stop_background
+
+    stop_background()
+
+
 @pytest.fixture(scope="session")
 def httpserver_listen_address():
     """pytest-httpserver on 127.0.0.1 (its default, "localhost", needs an /etc/hosts entry)."""

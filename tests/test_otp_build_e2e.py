@@ -2,10 +2,9 @@
 then a project with a C NIF, a port program and crypto built on it (`--source build`) and booted
 through `xrel run` / `xrel smoke` (Debian's musl loader: natively, or in a mount namespace).
 
-Cost: the build happens once per recipe per machine, leaving out the OTP applications the
-project does not use (`--without-app`, SHORT; ~6 min on 2 cores instead of ~9 for all of OTP). Its cache lives
-outside the session cache, in a directory keyed by the recipe's flags ($XREL_TEST_OTP_BUILD_CACHE,
-else <user cache>/xrel-tests/otp-build-<key>); every later run finds it there in seconds.
+Cost: the build (leaving out 15 OTP applications the project does not use: ~7 min of CPU on 2 cores
+instead of ~9) happens once per recipe per machine, in a lasting cache, started in the background
+when the tests are collected (otp_build_cache.py); every later run finds it there in seconds.
 With XREL_TEST_OTP_BOOTSTRAP=1 the same runs for OTP 27.3.4.1 too, another major than the host's
 erl (OTP's bootstrap system is built first: ~25 more minutes, once; not in the default suite).
 """
@@ -17,29 +16,15 @@ import os
 import subprocess
 from pathlib import Path
 
-import platformdirs
 import pytest
 
 from conftest import needs_apt, needs_make, needs_mix
 from helpers import XREL, copy_fixtures, runnable
-from xrel.otpbuild import recipe
-from xrel.targets import Target
+from otp_build_cache import OTHER_MAJOR, OTP, SHORT, TARGET, build_cache, build_erts_args
 
-TARGET, OTP = "x86_64-linux-musl", "25.2.3"
-OTHER_MAJOR = "27.3.4.1"  # built through OTP's bootstrap (the host erl is OTP 25)
-# what the test leaves out: apps the nif_make release does not use, the slowest of OTP's to build
-SHORT = ("common_test", "dialyzer", "diameter", "edoc", "eldap", "erl_docgen", "eunit", "ftp", "megaco", "mnesia",
-         "reltool", "snmp", "ssh", "tftp", "xmerl")
 OTPS = [OTP, pytest.param(OTHER_MAJOR, marks=pytest.mark.skipif(
     not os.environ.get("XREL_TEST_OTP_BOOTSTRAP"), reason="set XREL_TEST_OTP_BOOTSTRAP=1 (a second ~25 min build)"))]
 pytestmark = [needs_mix, needs_make, needs_apt, pytest.mark.slow, runnable(TARGET)]
-
-
-def build_cache(otp: str = OTP) -> Path:
-    """The lasting cache of an OTP this suite builds, named by the recipe's flags for it."""
-    key = recipe.for_target(Target.parse(TARGET), SHORT).key + ("" if otp == OTP else f"-{otp}")
-    explicit = os.environ.get("XREL_TEST_OTP_BUILD_CACHE")
-    return Path(explicit) if explicit else Path(platformdirs.user_cache_dir("xrel-tests")) / f"otp-build-{key}"
 
 
 def xrel(*args: str, cache: Path, timeout: float = 3600) -> subprocess.CompletedProcess:
@@ -53,8 +38,7 @@ def xrel(*args: str, cache: Path, timeout: float = 3600) -> subprocess.Completed
 def built(request) -> tuple[Path, dict]:
     """(cache, runtime metadata) of x86_64-linux-musl OTP 25.2.3 (27.3.4.1) built by xrel (once per recipe)."""
     cache = build_cache(request.param)
-    meta = json.loads(xrel("build-erts", TARGET, "--otp", request.param, "--without-app", ",".join(SHORT), "--json",
-                           cache=cache).stdout)
+    meta = json.loads(xrel(*build_erts_args(request.param), cache=cache).stdout)  # waits for a background build
     return cache, meta
 
 

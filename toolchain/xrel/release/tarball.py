@@ -163,10 +163,10 @@ def _trusted(fact: dict | None, st: os.stat_result) -> bool:
     return fact.get("ctime") == st.st_ctime_ns or fact.get("nlink") != st.st_nlink
 
 
-def _members(root: Path, mtime: int, exclude: frozenset[str], facts: dict[str, dict]) -> list[_Member]:
+def _members(entries: list[tuple[str, str, os.stat_result]], mtime: int, facts: dict[str, dict]) -> list[_Member]:
     """Every member in stream order; a regular file is read and hashed only when not trusted."""
     members = []
-    for rel, path, st in _entries(root, exclude):
+    for rel, path, st in entries:
         known = None
         if stat.S_ISREG(st.st_mode):
             seen = _SEEN.get((rel, mtime, file_identity(st)))
@@ -267,11 +267,11 @@ def _stream_crc(members: list[_Member], end: bytes) -> int:
     return zlib.crc32(end, crc)
 
 
-def _stat_digest(root: Path, exclude: frozenset[str]) -> tuple[str, int]:
+def _stat_digest(entries: list[tuple[str, str, os.stat_result]]) -> tuple[str, int]:
     """A cheap identity of what goes into the tarball (paths, types, modes, sizes, inodes, mtimes,
     ctimes: nothing read) and the newest ctime in it."""
     digest, newest = hashlib.sha256(), 0
-    for rel, _path, st in _entries(root, exclude):
+    for rel, _path, st in entries:
         newest = max(newest, st.st_ctime_ns)
         digest.update(f"{rel}\0{st.st_mode}\0{st.st_size}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n".encode())
     return digest.hexdigest(), newest
@@ -333,14 +333,15 @@ def write_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[
     record, checksum = dest.with_name(dest.name + ".content"), dest.with_name(dest.name + ".sha256")
     setup = {"format": TARBALL_FORMAT, "level": GZIP_LEVEL, "mtime": mtime, "exclude": sorted(exclude)}
     seen = time.time_ns()
-    tree, newest = _stat_digest(release_dir, exclude)
+    entries = list(_entries(release_dir, exclude))  # one walk: the tree's identity and the members
+    tree, newest = _stat_digest(entries)
     last, blob = _previous(dest, record)
     same_setup = {k: last.get(k) for k in setup} == setup
     settled = isinstance(last.get("seen"), int) and last.get("newest", 0) < last["seen"] - _RACY_NS
     if same_setup and settled and last.get("tree") == tree and checksum.is_file():
         return last["sha256"]
     facts = last.get("files", {}) if same_setup and isinstance(last.get("files"), dict) else {}
-    members = _members(release_dir, mtime, exclude, facts)
+    members = _members(entries, mtime, facts)
     size = sum(n for m in members for _d, n in m.pieces)
     end = _end_piece(size)
     keys = _keys([p for m in members for p in m.pieces] + [(hashlib.sha256(end).hexdigest(), len(end))])
