@@ -20,8 +20,7 @@ from urllib.parse import unquote
 from xrel.errors import NotAvailableError, UsageError, VerificationError
 from xrel.runtimes import Runtime, cached_runtimes, fetch_runtime, install
 from xrel.runtimes.base import FetchOptions, Offer, get_source
-from xrel.storage.download import is_sha256
-from xrel.storage.files import atomic_write
+from xrel.storage.files import atomic_write, is_sha256
 from xrel.targets import Target
 from xrel.versions import release
 

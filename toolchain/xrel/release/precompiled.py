@@ -37,7 +37,7 @@ from xrel.release.native import App
 from xrel.release.rust import FORCE_BUILD_ALL
 from xrel.release.target_build import TargetBuild
 from xrel.storage import cache
-from xrel.storage.download import sha256_file
+from xrel.storage.files import sha256_file
 from xrel.targets import Target
 
 # Cache variables of each library, and the folder of xrel's cache that stands in for them.

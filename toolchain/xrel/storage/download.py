@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -15,7 +14,7 @@ import requests
 from xrel import progress
 from xrel.errors import DownloadError, NotAvailableError, VerificationError
 from xrel.storage import cache
-from xrel.storage.files import atomic_write
+from xrel.storage.files import atomic_write, is_sha256, sha256_file  # noqa: F401 (used here and by callers)
 
 CHUNK = 1 << 16
 RETRIES = 4
@@ -32,14 +31,6 @@ def session() -> requests.Session:
         _session = requests.Session()
         _session.headers["User-Agent"] = "xrel (+https://pypi.org/project/xrel)"
     return _session
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(url: str, dest: Path, sha256: str | None = None, *, label: str | None = None) -> Path:
@@ -121,10 +112,6 @@ def _fetch_into(url: str, part: Path, label: str) -> None:
             bar.close()
         if total is not None and part.stat().st_size < total:
             raise _Retryable("connection closed early")
-
-
-def is_sha256(text: str | None) -> bool:
-    return bool(text) and len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def verified_path(url: str, sha256: str, name: str | None = None) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -33,6 +34,19 @@ def write_if_changed(path: Path, content: str, mode: int = 0o644) -> bool:
         pass
     atomic_write(path, content, mode)
     return True
+
+
+def sha256_file(path: Path) -> str:
+    """The file's sha256, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_sha256(text: str | None) -> bool:
+    return bool(text) and len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def file_identity(st: os.stat_result) -> str:
