@@ -1,4 +1,5 @@
-"""Parse native files (ELF with pyelftools, Mach-O and PE with LIEF) into one record."""
+"""Parse native files (ELF with pyelftools, Mach-O and PE with LIEF, both loaded when first needed)
+into one record."""
 
 from __future__ import annotations
 
@@ -6,12 +7,6 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.dynamic import DynamicSection
-from elftools.elf.elffile import ELFFile
-from elftools.elf.enums import ENUM_E_MACHINE
-from elftools.elf.gnuversions import GNUVerNeedSection
 
 from xrel.versions import release, version_key  # noqa: F401  (version_key: imported from here by others)
 
@@ -84,6 +79,12 @@ def read(path: Path) -> BinaryInfo:
 
 
 def _read_elf(path: Path) -> BinaryInfo:
+    # pyelftools loads in ~50 ms: only a build with a file the facts cache does not know parses one
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.gnuversions import GNUVerNeedSection
+
     with open(path, "rb") as f:
         try:
             elf = ELFFile(f)
@@ -123,6 +124,8 @@ def _read_elf(path: Path) -> BinaryInfo:
 
 
 def _elf_machine(name) -> int:
+    from elftools.elf.enums import ENUM_E_MACHINE
+
     return name if isinstance(name, int) else ENUM_E_MACHINE.get(name, -1)
 
 

@@ -333,11 +333,8 @@ def build(project_dir: str | Path = ".", targets: str | Target | Sequence[str | 
         rust.check(project, parsed)
         out_dir = Path(out).resolve() if out else (config.out if config and config.out else
                                                     project.path / "_build" / "xrel")
-        try:
-            results = build_all(project, plan.targets, name, out_dir, options)
-            version = assemble.release_version(Path(results[0].release_dir))
-            manifest = write_manifest(out_dir, project, name, version, results)
-        finally:
-            cache.wait_discarded()  # the replaced releases, deleted meanwhile
+        results = build_all(project, plan.targets, name, out_dir, options)  # (old releases deleted behind)
+        version = assemble.release_version(Path(results[0].release_dir))
+        manifest = write_manifest(out_dir, project, name, version, results)
         return BuildResult(project.name, name, version, str(out_dir), str(manifest), results,
                            compiled_by=plan.compiled_by())

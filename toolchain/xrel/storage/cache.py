@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -173,28 +174,35 @@ def entries() -> list[Entry]:
     return out
 
 
-_DISCARDING: list[threading.Thread] = []
+_DISCARDING: list[subprocess.Popen] = []
+_DELETER = ("import sys\nfrom pathlib import Path\nfrom xrel.storage.cache import remove\n"
+            "for path in sys.argv[1:]:\n    remove(Path(path))")
+
+
+def _delete_in_background(paths: list[Path]) -> None:
+    """Delete `paths` in a process of their own, which outlives this one: a command that replaced a
+    release exits without waiting for the old one's files to go."""
+    _DISCARDING.append(subprocess.Popen([sys.executable, "-c", _DELETER, *map(str, paths)],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True))
 
 
 def replace_discarding(new: Path, old: Path) -> None:
-    """Put `new` in `old`'s place at once; the old tree is deleted by a background thread (until
-    `wait_discarded`), and a leftover of an interrupted run by the next replace."""
-    for leftover in old.parent.glob(f".{old.name}.discarded-*"):
-        with contextlib.suppress(OSError):  # (being deleted by another thread: it is going anyway)
-            remove(leftover)
+    """Put `new` in `old`'s place at once; the old tree, renamed aside (`.<name>.discarded-*`), is
+    deleted by a background process, and so is a leftover of a run killed before that finished."""
+    trash = list(old.parent.glob(f".{old.name}.discarded-*"))
     if old.exists() or old.is_symlink():
-        trash = old.with_name(f".{old.name}.discarded-{os.getpid()}-{len(_DISCARDING)}")
-        os.replace(old, trash)
-        thread = threading.Thread(target=remove, args=(trash,), name="xrel-discard", daemon=True)
-        thread.start()
-        _DISCARDING.append(thread)
+        trash.append(old.with_name(f".{old.name}.discarded-{os.getpid()}-{time.monotonic_ns()}"))
+        os.replace(old, trash[-1])
     os.replace(new, old)
+    if trash:
+        _delete_in_background(trash)
 
 
 def wait_discarded() -> None:
-    """Wait until the trees replace_discarding put aside are gone."""
+    """Wait until the trees replace_discarding put aside are gone (tests; a build does not wait)."""
     while _DISCARDING:
-        _DISCARDING.pop().join()
+        _DISCARDING.pop().wait()
 
 
 def remove_entry(entry: Entry, timeout: float = 10) -> None:
