@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark `xrel build` against the host's own `mix release`, in one process, warm caches.
+"""Benchmark the `xrel build` command against the host's own `mix release`, in turns, warm caches.
 
 Projects: "big", the nif_make fixture (a C NIF and a C port program built by elixir_make) with
 300 generated modules beside it, and "small", the nif_make fixture alone. Cases, run in turns
@@ -19,6 +19,7 @@ Usage: python scripts/bench_build.py [--runs 3] [--project big|small|both] [--ca
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shutil
 import statistics
@@ -32,13 +33,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE / "tests"))
 
-import xrel  # noqa: E402
+import xrel  # noqa: E402  (the xrel the commands run: this interpreter's)
 from helpers import copy_fixtures, host_release  # noqa: E402
 from xrel import progress  # noqa: E402
 from xrel.storage import cache  # noqa: E402
 
 ONE = ["arm-linux-gnueabihf"]
 THREE = ["arm-linux-gnueabihf", "aarch64-linux-gnu", "x86_64-linux-gnu"]
+# as installed for a user: byte-compiled modules allowed (compileall runs first)
+XREL_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 GOALS = {("big", "edit"): (1.25, 0.15), ("big", "clean"): (1.1, 0.05), ("small", "edit"): (1.5, 0.15),
          ("small", "clean"): (1.1, 0.05)}
 
@@ -70,7 +73,10 @@ class Bench:
             raise SystemExit(result.stdout + result.stderr)
 
     def xrel(self, targets: list[str]):
-        return lambda: xrel.build(self.project, targets, out=self.out)
+        """`xrel build` as a user runs it: a new process each time (its startup and imports count)."""
+        args = [sys.executable, "-m", "xrel", "-q", "build", *(f"--target={t}" for t in targets),
+                f"--out={self.out}", str(self.project)]
+        return lambda: subprocess.run(args, check=True, env=XREL_ENV, stdout=subprocess.DEVNULL)
 
     def edit(self) -> None:
         """A real change to one module: a new function (a comment would leave the same beam)."""
@@ -167,9 +173,8 @@ def memory(bench: Bench) -> None:
     bench.clean_host()
     host = peak_tree_memory(["mix", "release", "--overwrite"], bench.project, env)
     bench.clean_xrel()
-    code = f"import xrel; xrel.build({str(bench.project)!r}, {THREE!r}, out={str(bench.out)!r})"
-    env = {**os.environ, "PYTHONPATH": str(HERE / "toolchain")}
-    ours = peak_tree_memory([sys.executable, "-c", code], bench.project, env)
+    ours = peak_tree_memory([sys.executable, "-m", "xrel", "-q", "build", *(f"--target={t}" for t in THREE),
+                             f"--out={bench.out}", str(bench.project)], bench.project, XREL_ENV)
     for i, kind in enumerate(("RSS", "PSS")):
         print(f"memory, clean build, peak summed {kind} of the process tree: host mix release "
               f"{host[i] / 2**20:.0f} MiB, xrel build 3 targets {ours[i] / 2**20:.0f} MiB = {ours[i] / host[i]:.2f}x "
@@ -185,6 +190,7 @@ def main() -> None:
     parser.add_argument("--modules", type=int, default=300)
     args = parser.parse_args()
     progress.set_quiet(True)
+    compileall.compile_dir(Path(xrel.__file__).parent, quiet=1)  # as pip does when it installs xrel
     work = Path(tempfile.mkdtemp(prefix="xrel-bench-"))
     try:
         for name in ("big", "small") if args.project == "both" else (args.project,):

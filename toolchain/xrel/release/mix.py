@@ -31,6 +31,8 @@ def helpers_ebin() -> Path | None:
     source = WRAPPER.with_name("xrel_mix.ex")
     key = hashlib.sha256(source.read_bytes() + (host_erlang().elixir_version or "").encode()).hexdigest()[:12]
     final = cache.area("toolchains") / f"mix-helpers-{key}"
+    if (final / "Elixir.Xrel.Release.beam").is_file():  # compiled before (entries appear only whole)
+        return final
     try:
         with cache.locked("toolchains", final.name):
             if not (final / "Elixir.Xrel.Release.beam").is_file():
