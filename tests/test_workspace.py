@@ -138,3 +138,17 @@ def test_a_release_is_replaced_at_once_and_the_old_one_deleted_behind(tmp_path):
     assert deleters and all(p.pid != os.getpid() for p in deleters)  # another process: nobody waits for it
     cache.wait_discarded()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rel"]
+
+
+def test_a_file_that_becomes_a_native_binary_is_dropped_at_the_next_sync(tmp_path):
+    """What a file is (a native binary by content) is remembered by the file's identity, never its name."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "priv").mkdir(parents=True)
+    tool = src / "priv" / "tool"
+    tool.write_text("#!/bin/sh\necho hi\n")
+    first = sync_tree(src, dst, drop_binaries_under=[src])
+    assert first.skipped_binaries == 0 and (dst / "priv" / "tool").is_file()
+    tool.write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 57)  # a host build of it, later
+    os.utime(tool, ns=(tool.stat().st_atime_ns, tool.stat().st_mtime_ns + 10**9))
+    again = sync_tree(src, dst, drop_binaries_under=[src])
+    assert again.skipped_binaries == 1 and not (dst / "priv" / "tool").exists()

@@ -12,19 +12,31 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from xrel.inspection import binaries
 from xrel.storage import cache
+from xrel.storage.files import file_identity
 
 OBJECT_SUFFIXES = (".o", ".obj", ".a", ".lib", ".so", ".dll", ".dylib", ".pdb", ".exp", ".rlib", ".d")
 MANIFEST = ".xrel-synced.json"
 
 
-def _is_host_output(path: Path) -> bool:
+_SNIFFED: dict[str, bool] = {}  # file identity -> a native file by content (every target syncs the same files)
+
+
+def _is_host_output(path: Path, st: os.stat_result) -> bool:
     """A build output of native code: an object/library by name, or any native file by content."""
-    return path.name.endswith(OBJECT_SUFFIXES) or binaries.sniff(path) is not None
+    if path.name.endswith(OBJECT_SUFFIXES):
+        return True
+    ident = f"{path}\0{file_identity(st)}"
+    if ident not in _SNIFFED:
+        if len(_SNIFFED) > 100_000:
+            _SNIFFED.clear()
+        _SNIFFED[ident] = binaries.sniff(path) is not None
+    return _SNIFFED[ident]
 
 
 @dataclass
@@ -61,28 +73,17 @@ def sync_tree(src: Path, dst: Path, *, excludes: set[str] = frozenset(), drop_bi
         for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             s = Path(dirpath) / name
             rel = os.path.normpath(os.path.join(rel_dir, name))
-            if dropping and not s.is_symlink() and _is_host_output(s):
+            st = s.lstat()
+            if dropping and not stat.S_ISLNK(st.st_mode) and _is_host_output(s, st):
                 stats.skipped_binaries += 1
                 continue
             current.add(rel)
-            st = s.lstat()
             line = f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\n".encode()
             state.update(line)
             if not (beam_sources and rel.endswith(beam_sources)):
                 native.update(line)
-            d = dst / rel
-            if _same(s, d):
-                continue
-            d.parent.mkdir(parents=True, exist_ok=True)
-            if d.is_symlink() or d.is_file():
-                d.unlink()
-            elif d.is_dir():
-                shutil.rmtree(d)
-            if s.is_symlink():
-                os.symlink(os.readlink(s), d)
-            else:
-                shutil.copy2(s, d)
-            stats.copied += 1
+            if _copy_unless_same(s, st, dst / rel):
+                stats.copied += 1
         dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
     for rel in previous - current:
         p = dst / rel
@@ -95,14 +96,33 @@ def sync_tree(src: Path, dst: Path, *, excludes: set[str] = frozenset(), drop_bi
     return stats
 
 
-def _same(s: Path, d: Path) -> bool:
+def _same(s: Path, st: os.stat_result, d: Path) -> bool:
+    """Whether `d` already mirrors `s` (lstat `st`): the same link, or a file of its size and mtime."""
     try:
-        if s.is_symlink():
-            return d.is_symlink() and os.readlink(s) == os.readlink(d)
-        a, b = s.stat(), d.lstat()
+        b = d.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            return stat.S_ISLNK(b.st_mode) and os.readlink(s) == os.readlink(d)
+        if stat.S_ISLNK(b.st_mode):
+            return False
     except OSError:
         return False
-    return not d.is_symlink() and a.st_size == b.st_size and int(a.st_mtime) == int(b.st_mtime)
+    return st.st_size == b.st_size and int(st.st_mtime) == int(b.st_mtime)
+
+
+def _copy_unless_same(s: Path, st: os.stat_result, d: Path) -> bool:
+    """Make `d` a copy of `s` (mtime kept) or the same symlink, unless it is already; True when copied."""
+    if _same(s, st, d):
+        return False
+    d.parent.mkdir(parents=True, exist_ok=True)
+    if d.is_symlink() or d.is_file():
+        d.unlink()
+    elif d.is_dir():
+        shutil.rmtree(d)
+    if stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(s), d)
+    else:
+        shutil.copy2(s, d)
+    return True
 
 
 def mirrored(root: Path, path: Path) -> Path:
