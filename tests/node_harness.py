@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -49,6 +50,19 @@ class Node:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+        self.stop_epmd()
+
+    def stop_epmd(self) -> None:
+        """The node's releases start their own epmd, which daemonizes (its own session, outliving the
+        supervisor, as on a real host): a test stops the one started from this root."""
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                args = cmdline.read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(a.startswith(str(self.root).encode()) and a.endswith(b"/epmd") for a in args):
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(int(cmdline.parent.name), signal.SIGTERM)
 
     def wait_for(self, pattern: str, timeout: float = 240, after: int = 0) -> float:
         """Seconds until node.log (from offset `after`) matches `pattern`."""
