@@ -28,7 +28,7 @@ from xrel.dist.layout import MANIFEST, SUMS, sums_text
 from xrel.dist.make import sign_dist
 from xrel.dist.manifest import SCHEMA_VERSION, manifest_text
 from xrel.release.tarball import write_tarball
-from xrel.storage.download import sha256_file
+from xrel.storage.files import sha256_file
 from xrel.targets import Target
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)

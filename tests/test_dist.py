@@ -18,7 +18,7 @@ from xrel.dist.manifest import SCHEMA_VERSION, manifest_text
 from xrel.dist.verify import verify_dist
 from xrel.errors import UsageError, VerificationError
 from xrel.release.tarball import write_tarball
-from xrel.storage.download import sha256_file
+from xrel.storage.files import sha256_file
 
 TARGET = "aarch64-linux-gnu"
 

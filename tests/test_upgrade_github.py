@@ -15,7 +15,7 @@ from xrel.dist.make import sign_dist
 from xrel.dist.manifest import SCHEMA_VERSION, manifest_text
 from xrel.errors import DownloadError, UsageError, VerificationError
 from xrel.publish import GitHubDestination, publish
-from xrel.storage.download import sha256_file
+from xrel.storage.files import sha256_file
 from xrel.upgrade.source import resolve
 
 TARGETS = ("aarch64-linux-gnu", "x86_64-linux-musl")

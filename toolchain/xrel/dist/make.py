@@ -19,7 +19,7 @@ from xrel.dist.manifest import build_manifest, manifest_text, target_entry
 from xrel.errors import UsageError
 from xrel.release import assemble, tarball
 from xrel.release.results import BuildResult, TargetResult
-from xrel.storage.download import sha256_file
+from xrel.storage.files import sha256_file
 from xrel.storage.files import atomic_write
 
 

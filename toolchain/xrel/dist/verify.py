@@ -11,7 +11,7 @@ from pathlib import Path
 from xrel.dist.layout import MANIFEST, SIGNED, SUMS, parse_sums, refuse_cookie, safe_name, signature_name
 from xrel.dist.manifest import read_manifest
 from xrel.errors import NotAvailableError, VerificationError
-from xrel.storage.download import sha256_file
+from xrel.storage.files import sha256_file
 
 
 @dataclass

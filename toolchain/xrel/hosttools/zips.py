@@ -18,7 +18,8 @@ from xrel.hosttools.sources import ElixirOffer, Options, cached, mirror, setting
 from xrel.runtimes.normalize import move_contents
 from xrel.storage.archive import extract_zip
 from xrel.storage.cache import remove
-from xrel.storage.download import fetch_index, fetch_verified, is_sha256
+from xrel.storage.download import fetch_index, fetch_verified
+from xrel.storage.files import is_sha256
 from xrel.versions import release
 
 

@@ -22,8 +22,8 @@ from filelock import FileLock
 from xrel import progress
 from xrel.errors import UsageError, VerificationError
 from xrel.publish.destination import DirDestination
-from xrel.publish.dist import MANIFEST, Dist, DistFile, sha256_file
-from xrel.storage.files import atomic_write
+from xrel.publish.dist import MANIFEST, Dist, DistFile
+from xrel.storage.files import atomic_write, sha256_file
 
 LATEST = "latest"
 STAGING = ".xrel-staging-"

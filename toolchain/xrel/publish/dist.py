@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from xrel.errors import UsageError, VerificationError
+from xrel.storage.files import sha256_file
 
 MANIFEST = "xrel-manifest.json"
 SUMS = "SHA256SUMS"
@@ -38,14 +38,6 @@ class Dist:
     @property
     def names(self) -> list[str]:
         return [f.name for f in self.files]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _read_manifest(path: Path) -> dict:

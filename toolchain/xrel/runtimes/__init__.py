@@ -13,6 +13,7 @@ from xrel.runtimes import versions
 from xrel.runtimes.base import FetchOptions, Offer, get_source
 from xrel.runtimes.normalize import METADATA, finalize
 from xrel.storage import cache
+from xrel.storage.files import is_sha256
 from xrel.targets import Target
 from xrel.versions import version_key
 
@@ -155,7 +156,7 @@ def fetch_runtime(target: Target | str, *, otp: str | None = None, source: str |
     runtime built from source leaves out. A cached match is used without asking the network unless `force`.
     """
     target = Target.parse(target)
-    if sha256 is not None and not _is_sha256(sha256):
+    if sha256 is not None and not is_sha256(sha256):
         raise UsageError(f"--sha256 '{sha256}' is not a sha256", "give the 64 hex digits of the file's sha256")
     location = _location(source)
     sources = _sources_for(target, source)
@@ -177,12 +178,6 @@ def _without_apps(apps: Sequence[str], sources: list[str]) -> tuple[str, ...]:
         raise UsageError(f"only a runtime built from source can leave out OTP applications ({', '.join(apps)})",
                          "use source build for it, or leave without_apps out")
     return tuple(sorted(set(apps)))
-
-
-def _is_sha256(text: str) -> bool:
-    from xrel.storage.download import is_sha256  # requests: loaded only when a download may happen
-
-    return is_sha256(text)
 
 
 def _choose(target: Target, request, sources: list[str], options: FetchOptions) -> Offer:

@@ -21,7 +21,8 @@ from xrel.runtimes.base import FetchOptions, Offer, expected_sha256, mirror, set
 from xrel.runtimes.otp_install import install_minimal
 from xrel.runtimes.unpack import unpack_otp_archive
 from xrel.runtimes.versions import tag_version
-from xrel.storage.download import fetch_index, fetch_verified, is_sha256
+from xrel.storage.download import fetch_index, fetch_verified
+from xrel.storage.files import is_sha256
 from xrel.targets import Target
 from xrel.versions import version_key
 

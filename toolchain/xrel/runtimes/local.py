@@ -22,7 +22,8 @@ from xrel.runtimes.otp_install import install_minimal, is_uninstalled
 from xrel.runtimes.unpack import archive_otp_version, unpack_otp_archive
 from xrel.runtimes.windows import remove_installer_files
 from xrel.storage.cache import stat_fingerprint
-from xrel.storage.download import fetch_verified, sha256_file, verified_path
+from xrel.storage.download import fetch_verified, verified_path
+from xrel.storage.files import sha256_file
 from xrel.targets import Target
 
 

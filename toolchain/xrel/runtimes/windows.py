@@ -21,7 +21,8 @@ from xrel.errors import NotAvailableError
 from xrel.runtimes.base import FetchOptions, Offer, mirror, settings
 from xrel.runtimes.unpack import unpack_otp_archive
 from xrel.storage import cache
-from xrel.storage.download import fetch_pinned, sha256_file, url_exists
+from xrel.storage.download import fetch_pinned, url_exists
+from xrel.storage.files import sha256_file
 from xrel.targets import Target
 from xrel.versions import release, version_key
 

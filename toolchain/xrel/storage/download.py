@@ -14,7 +14,7 @@ import requests
 from xrel import progress
 from xrel.errors import DownloadError, NotAvailableError, VerificationError
 from xrel.storage import cache
-from xrel.storage.files import atomic_write, is_sha256, sha256_file  # noqa: F401 (used here and by callers)
+from xrel.storage.files import atomic_write, sha256_file
 
 CHUNK = 1 << 16
 RETRIES = 4

@@ -71,7 +71,7 @@ def read_dist(dist: Path, public_key: Path | None, label: str | None = None) -> 
     """A dist dir as a source: its manifest verified, every target's tarball checked against it."""
     from xrel.dist.layout import safe_name
     from xrel.dist.manifest import read_manifest
-    from xrel.storage.download import sha256_file
+    from xrel.storage.files import sha256_file
 
     manifest = read_manifest(dist / MANIFEST)
     source = FromSource(label or str(dist), manifest.get("version"))
