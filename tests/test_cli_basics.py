@@ -273,6 +273,26 @@ def test_a_bad_xrel_zig_is_a_one_line_error(make_zig, expected, tmp_path):
     assert not zig["ok"] and "pip install ziglang" in zig["fix"]
 
 
+def test_zig_version_is_asked_once_per_binary(tmp_path):
+    """zig's version is remembered by the binary's identity: asked again only when the file changes."""
+    runs = tmp_path / "runs"
+    zig = tmp_path / "zig"
+    env = dict(cache_env(tmp_path / "cache"), XREL_ZIG=str(zig))
+
+    def write(version: str) -> None:
+        zig.write_text(f"#!/bin/sh\necho run >> {shlex.quote(str(runs))}\necho {version}\n")
+        zig.chmod(0o755)
+
+    write("0.13.0")
+    for _ in range(2):
+        assert xrel("zig-env", "aarch64-linux-gnu", env=env).returncode == 0
+    assert runs.read_text().count("run") == 1
+    write("0.9.0")
+    result = xrel("zig-env", "aarch64-linux-gnu", env=env)
+    assert result.returncode == 3 and "zig 0.9.0" in result.stderr
+    assert runs.read_text().count("run") == 2
+
+
 def test_xrel_zig_wins(tmp_path):
     """An explicit XREL_ZIG is used even when the ziglang package is installed."""
     real = find_zig().path

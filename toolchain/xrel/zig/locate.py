@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +13,8 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from xrel.errors import MissingToolError
+from xrel.storage import cache
+from xrel.storage.files import atomic_write, file_identity
 
 MINIMUM = Version("0.12.0")
 INSTALL_HINT = "run `pip install ziglang`, or set XREL_ZIG to a zig binary"
@@ -25,6 +28,28 @@ class Zig:
 
 
 def _version(path: Path) -> Version:
+    """The version `path` reports, remembered by the binary's identity: starting zig costs ~20 ms,
+    on every command that compiles, for an answer that changes only with the file."""
+    memo = cache.area("toolchains") / "zig-versions.json"
+    try:
+        known = json.loads(memo.read_text())
+    except (OSError, ValueError):
+        known = {}
+    resolved = path.resolve()
+    st = resolved.stat()
+    key, ident = str(resolved), f"{file_identity(st)}:{st.st_ctime_ns}"
+    entry = known.get(key)
+    if isinstance(entry, dict) and entry.get("ident") == ident:
+        try:
+            return Version(entry["version"])
+        except (InvalidVersion, KeyError, TypeError):
+            pass
+    version = _run_version(resolved)
+    atomic_write(memo, json.dumps({**known, key: {"ident": ident, "version": str(version)}}))
+    return version
+
+
+def _run_version(path: Path) -> Version:
     try:
         out = subprocess.run([str(path), "version"], capture_output=True, text=True, timeout=60)
     except OSError as e:
