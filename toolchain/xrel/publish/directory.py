@@ -17,13 +17,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from filelock import FileLock
-
 from xrel import progress
 from xrel.errors import UsageError, VerificationError
 from xrel.publish.destination import DirDestination
 from xrel.publish.dist import MANIFEST, Dist, DistFile
 from xrel.storage.files import atomic_write, sha256_file
+from xrel.storage.locks import hold
 
 LATEST = "latest"
 STAGING = ".xrel-staging-"
@@ -131,7 +130,7 @@ def publish_dir(dist: Dist, dest: DirDestination) -> dict:
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} is not a directory", "choose a directory for dir:PATH")
     root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / LOCK)):
+    with hold(root / LOCK):
         _clean_staging(root)
         state = _write_version(root, dist)
         latest = _update_latest(root, dist)

@@ -17,6 +17,7 @@ import platformdirs
 
 from xrel.errors import XrelError
 from xrel.storage.files import atomic_write, walk_relative
+from xrel.storage.locks import LockTimeout, hold
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -63,10 +64,8 @@ def area(name: str) -> Path:
 @contextlib.contextmanager
 def locked(area_name: str, entry: str, timeout: float = 3600) -> Iterator[None]:
     """Hold the lock of one cache entry; other processes wanting it wait."""
-    import filelock  # slow to import, and only a writer needs it
-
     safe = f"{area_name}-{entry}".replace("/", "_").replace(os.sep, "_")
-    with filelock.FileLock(str(area("locks") / f"{safe}.lock"), timeout=timeout):
+    with hold(area("locks") / f"{safe}.lock", timeout=timeout):
         yield
 
 
@@ -207,12 +206,10 @@ def wait_discarded() -> None:
 
 def remove_entry(entry: Entry, timeout: float = 10) -> None:
     """Delete one entry while holding its lock, so an install in progress is never cut short."""
-    import filelock
-
     try:
         with locked(entry.area, entry.name, timeout=timeout):
             remove(entry.path)
-    except filelock.Timeout:
+    except LockTimeout:
         raise XrelError(f"{entry.area}/{entry.name} is in use by another xrel process", "try again later") from None
 
 
@@ -227,8 +224,6 @@ def _entry_of(filename: str) -> str:
 
 def prune(older_than_days: float | None = None) -> list[Path]:
     """Remove leftovers of killed runs, and entries unused for `older_than_days`."""
-    import filelock
-
     removed = []
     now = time.time()
     for name in AREAS:
@@ -244,7 +239,7 @@ def prune(older_than_days: float | None = None) -> list[Path]:
                 and now - child.stat().st_mtime > older_than_days * 86400
             )
             if stale_tmp or too_old:
-                with contextlib.suppress(filelock.Timeout), locked(name, entry, timeout=0):
+                with contextlib.suppress(LockTimeout), locked(name, entry, timeout=0):
                     remove(child)
                     removed.append(child)
     return removed
