@@ -114,8 +114,9 @@ def _member_bytes(rel: str, path: str, st: os.stat_result, mtime: int) -> bytes:
 class _Member:
     """One entry of the stream: its pieces' (sha256, length), its crc32; its bytes only once read."""
 
-    def __init__(self, rel: str, path: str, st: os.stat_result, mtime: int, known: dict | None) -> None:
-        self.rel, self.path, self.st, self.mtime, self.data = rel, path, st, mtime, None
+    def __init__(self, rel: str, path: str, st: os.stat_result, mtime: int, known: dict | None,
+                 ident: str = "") -> None:
+        self.rel, self.path, self.st, self.mtime, self.data, self.ident = rel, path, st, mtime, None, ident
         self.seen = time.time_ns()  # before it is read; its stat was taken before that
         if known is None:
             self.data = _member_bytes(rel, path, st, mtime)
@@ -145,7 +146,7 @@ class _Member:
 
     def fact(self) -> dict:
         st = self.st
-        return {"ident": file_identity(st), "ctime": st.st_ctime_ns, "nlink": st.st_nlink, "seen": self.seen,
+        return {"ident": self.ident, "ctime": st.st_ctime_ns, "nlink": st.st_nlink, "seen": self.seen,
                 "pieces": [list(p) for p in self.pieces], "crc": self.crc}
 
 
@@ -153,9 +154,10 @@ _RACY_NS = 50_000_000  # a file changed this close to when it was read is not tr
 _SEEN: dict[tuple[str, int, str], dict] = {}  # (rel, epoch, ident) -> fact: files this process packed
 
 
-def _trusted(fact: dict | None, st: os.stat_result) -> bool:
-    """Whether a regular file is what `fact` describes without reading it (see write_tarball)."""
-    if not fact or fact.get("ident") != file_identity(st):
+def _trusted(fact: dict | None, st: os.stat_result, ident: str) -> bool:
+    """Whether a regular file (`ident`: its file_identity) is what `fact` describes without reading
+    it (see write_tarball)."""
+    if not fact or fact.get("ident") != ident:
         return False
     racy = _RACY_NS if st.st_ctime_ns % 1_000_000_000 else 2_000_000_000  # coarse clocks: whole seconds
     if fact["ctime"] >= fact["seen"] - racy:
@@ -163,19 +165,23 @@ def _trusted(fact: dict | None, st: os.stat_result) -> bool:
     return fact.get("ctime") == st.st_ctime_ns or fact.get("nlink") != st.st_nlink
 
 
-def _members(entries: list[tuple[str, str, os.stat_result]], mtime: int, facts: dict[str, dict]) -> list[_Member]:
-    """Every member in stream order; a regular file is read and hashed only when not trusted."""
+def _members(entries: list[tuple[str, str, os.stat_result]], mtime: int, facts: dict[str, dict],
+             files: dict[str, dict]) -> list[_Member]:
+    """Every member in stream order; a regular file is read and hashed only when not trusted.
+    Each regular file's fact goes into `files` (rel -> fact)."""
     members = []
+    if len(_SEEN) > 200_000:
+        _SEEN.clear()
     for rel, path, st in entries:
-        known = None
-        if stat.S_ISREG(st.st_mode):
-            seen = _SEEN.get((rel, mtime, file_identity(st)))
-            known = next((f for f in (facts.get(rel), seen) if _trusted(f, st)), None)
-        members.append(_Member(rel, path, st, mtime, known))
-        if stat.S_ISREG(st.st_mode):
-            if len(_SEEN) > 200_000:
-                _SEEN.clear()
-            _SEEN[(rel, mtime, file_identity(st))] = members[-1].fact()
+        if not stat.S_ISREG(st.st_mode):
+            members.append(_Member(rel, path, st, mtime, None))
+            continue
+        ident = file_identity(st)
+        seen = _SEEN.get((rel, mtime, ident))
+        known = next((f for f in (facts.get(rel), seen) if _trusted(f, st, ident)), None)
+        member = _Member(rel, path, st, mtime, known, ident)
+        members.append(member)
+        files[rel] = _SEEN[(rel, mtime, ident)] = member.fact()
     return members
 
 
@@ -341,7 +347,8 @@ def write_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[
     if same_setup and settled and last.get("tree") == tree and checksum.is_file():
         return last["sha256"]
     facts = last.get("files", {}) if same_setup and isinstance(last.get("files"), dict) else {}
-    members = _members(entries, mtime, facts)
+    files: dict[str, dict] = {}
+    members = _members(entries, mtime, facts, files)
     size = sum(n for m in members for _d, n in m.pieces)
     end = _end_piece(size)
     keys = _keys([p for m in members for p in m.pieces] + [(hashlib.sha256(end).hexdigest(), len(end))])
@@ -360,7 +367,6 @@ def write_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[
         sha = hashlib.sha256(blob).hexdigest()
         atomic_write(dest, blob, 0o644)
         last = {"pieces": [[k, len(c)] for k, c in zip(keys, compressed)]}
-    files = {m.rel: m.fact() for m in members if stat.S_ISREG(m.st.st_mode)}
     atomic_write(checksum, f"{sha}  {dest.name}\n", 0o644)
     atomic_write(record, json.dumps({**setup, "tree": tree, "sha256": sha, "pieces": last["pieces"],
                                      "seen": seen, "newest": newest, "files": files}), 0o644)
