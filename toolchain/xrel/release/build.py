@@ -14,15 +14,12 @@ import shutil
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 from xrel import progress
 from xrel.host import host_erlang
 from xrel.inspection.check import Report, inspect_tree
-from xrel.node.agent import agent_for
-from xrel.node.release import add_node_files
 from xrel.project.plan import Request, TargetPlan, activated, resolve
 from xrel.release import assemble, blame, compat, derive, precompiled, record, rust
 from xrel.release.mix import Project, load_project, mix_env_vars, run_mix
@@ -224,6 +221,8 @@ def assemble_release(build: TargetBuild, seed: derive.Seed | None = None) -> Rep
         lay_out(build, staging, seed)
         build.notes.extend(assemble.finish_release(staging, build))
         if build.options.node_agent:
+            from xrel.node.release import add_node_files
+
             build.notes.extend(add_node_files(staging, build.release, build.options.node_agent))
         report = inspect_release(build, staging)
     except BaseException:
@@ -293,10 +292,21 @@ def build_all(project: Project, targets: Sequence[TargetPlan], release: str, out
     seed = derive.Seed(seed_build)
     results = [first]
     if targets[1:]:
+        from concurrent.futures import ThreadPoolExecutor  # (its import costs the 1-target edit loop ~9 ms)
+
         with ThreadPoolExecutor(max_workers=PARALLEL_TARGETS) as pool:
             results += [r for r, _ws in pool.map(lambda t: build_target(project, t, release, out, options, seed),
                                                   targets[1:])]
     return results
+
+
+def node_agent(config, project: Project, host):
+    """The node agent to put in every release ([node] in xrel.toml), else None."""
+    if config is None or config.sections.get("node") is None:
+        return None  # (the agent's machinery is not even imported)
+    from xrel.node.agent import agent_for
+
+    return agent_for(config, project.name, bool(project.info.get("umbrella")), host.root, host.otp_release)
 
 
 def write_manifest(out: Path, project: Project, release: str, version: str, results: list[TargetResult]) -> Path:
@@ -325,7 +335,7 @@ def build(project_dir: str | Path = ".", targets: str | Target | Sequence[str | 
             compat.check_runtime(target_plan.runtime, host, target_plan.target)
         mix_env = mix_env or (config.mix_env if config else None) or "prod"
         project = load_project(project_dir, mix_env, mix_target)
-        agent = agent_for(config, project.name, bool(project.info.get("umbrella")), host.root, host.otp_release)
+        agent = node_agent(config, project, host)
         options = BuildOptions(otp, source, offline, mix_target, tuple(sysroot_packages), agent)
         parsed = [t.target for t in plan.targets]
         refuse_broken_targets(project.apps, parsed)

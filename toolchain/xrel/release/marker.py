@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -14,7 +13,6 @@ from pathlib import Path
 
 from xrel.errors import UsageError
 from xrel.inspection.binaries import read
-from xrel.storage.archive import extract_tar
 from xrel.targets import Target, all_targets
 
 MARKER = Path("releases") / "xrel.json"
@@ -56,7 +54,9 @@ def opened_release(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     if path.is_dir():
         yield path.resolve()
-    elif path.is_file() and tarfile.is_tarfile(path):
+    elif path.is_file() and _is_tarball(path):
+        from xrel.storage.archive import extract_tar
+
         with tempfile.TemporaryDirectory(prefix="xrel-release-") as tmp:
             extract_tar(path, Path(tmp), name=path.name)
             yield Path(tmp)
@@ -90,3 +90,9 @@ def release_command(release_dir: Path) -> Path:
         raise UsageError(f"expected one start script in {release_dir}/bin, found {len(scripts)}",
                          "is this a mix release?")
     return scripts[0]
+
+
+def _is_tarball(path: Path) -> bool:
+    import tarfile  # (tarfile and the archive module: not on the build path, only to open a tarball)
+
+    return tarfile.is_tarfile(path)

@@ -11,10 +11,8 @@ import os
 import stat
 import struct
 import subprocess
-import tarfile
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from xrel.errors import UsageError
@@ -71,19 +69,31 @@ def _entries(root: Path, exclude: frozenset[str]):
 
 def _header(rel: str, path: str, st: os.stat_result, mtime: int) -> bytes:
     """One tar member's PAX header: root:root, mtime `mtime`, a normal mode."""
-    info = tarfile.TarInfo(rel)
-    info.mtime, info.uname, info.gname, info.mode = mtime, "root", "root", _normal_mode(st.st_mode)
+    name, mode, size, kind, linkname = rel, _normal_mode(st.st_mode), 0, REGTYPE, ""
     if stat.S_ISLNK(st.st_mode):
-        info.type, info.linkname, info.mode = tarfile.SYMTYPE, os.readlink(path), 0o777
+        kind, linkname, mode = SYMTYPE, os.readlink(path), 0o777
     elif stat.S_ISDIR(st.st_mode):
-        info.type, info.name = tarfile.DIRTYPE, rel + "/"
+        kind, name = DIRTYPE, rel + "/"
     else:
-        info.size = st.st_size
-    fast = ustar_header(info.name, info.mode, info.size, mtime, info.type, info.linkname)
-    return fast or info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        size = st.st_size
+    return ustar_header(name, mode, size, mtime, kind, linkname) or _pax_header(name, mode, size, mtime, kind,
+                                                                                 linkname)
+
+
+def _pax_header(name: str, mode: int, size: int, mtime: int, kind: bytes, linkname: str) -> bytes:
+    """tarfile's PAX header, for the members ustar_header cannot write (long or non-ASCII names)."""
+    import tarfile  # (not imported for a release whose names all fit: most)
+
+    info = tarfile.TarInfo(name)
+    info.mtime, info.uname, info.gname, info.mode, info.size, info.type = mtime, "root", "root", mode, size, kind
+    info.linkname = linkname
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
 _ROOT_FIELD = b"root".ljust(32, b"\0")
+# tarfile's constants (tarfile itself is imported only for a PAX header)
+BLOCKSIZE, RECORDSIZE, NUL, POSIX_MAGIC = 512, 512 * 20, b"\0", b"ustar\x0000"
+REGTYPE, SYMTYPE, DIRTYPE = b"0", b"2", b"5"
 _NUMBER_LIMIT = 8 ** 11
 
 
@@ -96,7 +106,7 @@ def ustar_header(name: str, mode: int, size: int, mtime: int, kind: bytes, linkn
         return None
     head = b"".join((name.encode().ljust(100, b"\0"), b"%07o\0" % (mode & 0o7777), b"0000000\0" * 2,
                      b"%011o\0" % size, b"%011o\0" % mtime, b" " * 8, kind, linkname.encode().ljust(100, b"\0"),
-                     tarfile.POSIX_MAGIC, _ROOT_FIELD, _ROOT_FIELD)).ljust(tarfile.BLOCKSIZE, b"\0")
+                     POSIX_MAGIC, _ROOT_FIELD, _ROOT_FIELD)).ljust(BLOCKSIZE, b"\0")
     return head[:148] + b"%06o\0" % sum(head) + head[155:]  # the checksum counts its own field as spaces
 
 
@@ -108,7 +118,7 @@ def _member_bytes(rel: str, path: str, st: os.stat_result, mtime: int) -> bytes:
             data = f.read()
         if len(data) != st.st_size:
             raise OSError(f"{path} changed while the tarball was written")
-    return _header(rel, path, st, mtime) + data + tarfile.NUL * (-len(data) % tarfile.BLOCKSIZE)
+    return _header(rel, path, st, mtime) + data + NUL * (-len(data) % BLOCKSIZE)
 
 
 class _Member:
@@ -141,7 +151,7 @@ class _Member:
             f.seek(max(0, start - len(header)))
             data = f.read(max(0, min(end - len(header), size) - max(0, start - len(header))))
         whole = header + b"\0" * max(0, start - len(header)) + data
-        padded = whole + tarfile.NUL * max(0, end - len(header) - size)
+        padded = whole + NUL * max(0, end - len(header) - size)
         return padded[start:end]
 
     def fact(self) -> dict:
@@ -187,8 +197,8 @@ def _members(entries: list[tuple[str, str, os.stat_result]], mtime: int, facts: 
 
 def _end_piece(size: int) -> bytes:
     """The end-of-archive blocks padded to a whole record, as tarfile writes it."""
-    end = 2 * tarfile.BLOCKSIZE
-    return tarfile.NUL * (end + -(size + end) % tarfile.RECORDSIZE)
+    end = 2 * BLOCKSIZE
+    return NUL * (end + -(size + end) % RECORDSIZE)
 
 
 def _keys(spans: list[tuple[str, int]]) -> list[str]:
@@ -247,8 +257,16 @@ def _compress(members: list[_Member], end: bytes, keys: list[str], known: dict[s
 
     last = len(layout) - 1
     todo = {i: (data(i), window(i)) for i in range(len(layout)) if keys[i] not in known}
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        done = dict(zip(todo, pool.map(lambda i: _deflate(*todo[i], i == last), todo)))
+    def deflate(i: int) -> bytes:
+        return _deflate(*todo[i], i == last)
+
+    if sum(len(d) for d, _w in todo.values()) < _PIECE:  # an edit's few small pieces: no threads
+        done = {i: deflate(i) for i in todo}
+    else:
+        from concurrent.futures import ThreadPoolExecutor  # (~9 ms to import: not for an edit)
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            done = dict(zip(todo, pool.map(deflate, todo)))
     return [done[i] if i in done else known[keys[i]] for i in range(len(layout))]
 
 
