@@ -13,7 +13,10 @@ small project's edit loop <= 1.5x. --memory also samples the summed RSS and PSS 
 split between the processes sharing them) of the whole process tree of a clean host `mix release`
 and of a clean 3-target `xrel build` (goal: xrel <= 2x host).
 
+--no-tarball times `xrel build --no-tarball` (release dirs only: the edit loop's mode) instead.
+
 Usage: python scripts/bench_build.py [--runs 3] [--project big|small|both] [--case edit|clean|both] [--memory]
+                                     [--no-tarball]
 """
 
 from __future__ import annotations
@@ -61,8 +64,8 @@ def generate(dest: Path, modules: int) -> Path:
 class Bench:
     """One project copy: the host's and xrel's builds of it, and what each case does before a run."""
 
-    def __init__(self, project: Path) -> None:
-        self.project, self.out = project, project.parent / "out"
+    def __init__(self, project: Path, flags: tuple[str, ...] = ()) -> None:
+        self.project, self.out, self.flags = project, project.parent / "out", flags
         gen = project / "lib" / "gen" / "m0.ex"
         self.source = gen if gen.is_file() else project / "lib" / "fixture.ex"
         self.edits = 0
@@ -75,7 +78,7 @@ class Bench:
     def xrel(self, targets: list[str]):
         """`xrel build` as a user runs it: a new process each time (its startup and imports count)."""
         args = [sys.executable, "-m", "xrel", "-q", "build", *(f"--target={t}" for t in targets),
-                f"--out={self.out}", str(self.project)]
+                f"--out={self.out}", *self.flags, str(self.project)]
         return lambda: subprocess.run(args, check=True, env=XREL_ENV, stdout=subprocess.DEVNULL)
 
     def edit(self) -> None:
@@ -112,12 +115,13 @@ def rounds(bench: Bench, case: str, runs: int) -> dict[str, list[float]]:
     return samples
 
 
-def report(name: str, case: str, s: dict[str, list[float]]) -> None:
+def report(name: str, case: str, s: dict[str, list[float]], bench_flags: tuple[str, ...] = ()) -> None:
     one_goal, extra_goal = GOALS[(name, case)]
     ratio = statistics.median(o / h for o, h in zip(s["one"], s["host"]))
     extra = statistics.median((t - o) / 2 / h for o, t, h in zip(s["one"], s["three"], s["host"]))
     med = {k: statistics.median(v) for k, v in s.items()}
-    print(f"{name:<6}{case:<7}host {med['host']:6.2f}s  xrel 1 target {med['one']:6.2f}s  3 targets "
+    mode = " ".join(bench_flags) + " " if bench_flags else ""
+    print(f"{name:<6}{case:<7}{mode}host {med['host']:6.2f}s  xrel 1 target {med['one']:6.2f}s  3 targets "
           f"{med['three']:6.2f}s  |  1 target {ratio:.2f}x host (goal <= {one_goal}x)  each extra "
           f"{100 * extra:.0f}% of host (goal <= {100 * extra_goal:.0f}%)", flush=True)
 
@@ -188,18 +192,20 @@ def main() -> None:
     parser.add_argument("--case", choices=["edit", "clean", "both"], default="both")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--modules", type=int, default=300)
+    parser.add_argument("--no-tarball", action="store_true", help="time `xrel build --no-tarball` (the edit loop)")
     args = parser.parse_args()
     progress.set_quiet(True)
     compileall.compile_dir(Path(xrel.__file__).parent, quiet=1)  # as pip does when it installs xrel
     work = Path(tempfile.mkdtemp(prefix="xrel-bench-"))
     try:
         for name in ("big", "small") if args.project == "both" else (args.project,):
-            bench = Bench(generate(work / name, args.modules if name == "big" else 0))
+            bench = Bench(generate(work / name, args.modules if name == "big" else 0),
+                          ("--no-tarball",) if args.no_tarball else ())
             print(f"{name}: warming caches (runtimes, sysroots, zig) ...", flush=True)
             bench.xrel(THREE)()
             bench.host()
             for case in ("edit", "clean") if args.case == "both" else (args.case,):
-                report(name, case, rounds(bench, case, args.runs))
+                report(name, case, rounds(bench, case, args.runs), bench.flags)
             if args.memory and name == "big":
                 memory(bench)
     finally:

@@ -102,15 +102,18 @@ def doctor_cmd(project_dir: str, as_json: bool) -> None:
 @click.option("--locked", is_flag=True, help="Fail if xrel.lock would change (CI).")
 @click.option("--sysroot-package", "sysroot_packages", multiple=True,
               help="Debian -dev package for NIFs that link target libraries (e.g. libsqlite3-dev).")
+@click.option("--no-tarball", "no_tarball", is_flag=True,
+              help="Release dirs only, for the edit loop (`xrel run`/`smoke` take a dir; `xrel dist` always "
+                   "writes tarballs): the targets' tarballs are removed from the output dir.")
 @click.option("--json", "as_json", is_flag=True)
 def build_cmd(project_dir, targets, otp, elixir, source, release, out, mix_env, mix_target, offline, locked,
-              sysroot_packages, as_json) -> None:
+              sysroot_packages, no_tarball, as_json) -> None:
     """Cross-build the release of PROJECT_DIR for each target (options win over xrel.toml)."""
     from xrel.release.build import build
 
     result = build(project_dir, targets, otp=otp, elixir=elixir, source=source, release=release, out=out,
                    mix_env=mix_env, mix_target=mix_target, offline=offline, sysroot_packages=sysroot_packages,
-                   locked=locked)
+                   locked=locked, tarball=not no_tarball)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -118,7 +121,7 @@ def build_cmd(project_dir, targets, otp, elixir, source, release, out, mix_env, 
     click.echo(f"BEAM code compiled by OTP {by['otp']} + Elixir {by['elixir']} ({by['why']})")
     for t in result.targets:
         floor = f", glibc >= {t.glibc_floor}" if t.glibc_floor else ""
-        click.echo(f"{t.target:<24} {t.tarball}  (OTP {t.otp_version}{floor}, {t.seconds:.1f}s)")
+        click.echo(f"{t.target:<24} {t.tarball or t.release_dir + '/'}  (OTP {t.otp_version}{floor}, {t.seconds:.1f}s)")
         for note in t.notes:
             click.echo(f"{'':<24} {note if note.startswith('runtime:') else 'note: ' + note}")
     click.echo(f"manifest: {result.manifest}")

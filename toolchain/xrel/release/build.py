@@ -25,7 +25,7 @@ from xrel.release import assemble, blame, compat, derive, precompiled, record, r
 from xrel.release.mix import Project, load_project, mix_env_vars, run_mix
 from xrel.release.native import BEAM_SOURCES, App, local_deps_env, own_env_compile_order, refuse_broken_targets
 from xrel.release.results import BuildResult, RuntimeInfo, TargetResult, native_file
-from xrel.release.tarball import forget_earlier_builds, source_date_epoch, write_tarball
+from xrel.release.tarball import forget_earlier_builds, source_date_epoch, tarball_sidecars, write_tarball
 from xrel.release.target_build import BuildOptions, TargetBuild
 from xrel.release.workspace import Workspace, sync_tree, workspace_for
 from xrel.runtimes import Runtime
@@ -232,22 +232,47 @@ def assemble_release(build: TargetBuild, seed: derive.Seed | None = None) -> Rep
     return report
 
 
-def package(build: TargetBuild, report: Report, started: float) -> TargetResult:
-    """The release's tarball and the target's result."""
+def write_or_drop_tarball(build: TargetBuild) -> tuple[str | None, str | None]:
+    """The release's tarball and its sha256; with --no-tarball, (None, None) and the target's
+    tarball files gone from the output dir (a stale tarball beside a newer release would mislead)."""
     version = assemble.release_version(build.release_dir)
     tarball = build.out / assemble.tarball_name(build.release, version, build.runtime.otp_major, build.target.id)
+    old_name = build.out / f"{build.release}-{version}-{build.target.id}.tar.gz"
+    if not build.options.tarball:
+        for path in (tarball, *tarball_sidecars(tarball), old_name, old_name.with_name(old_name.name + ".sha256")):
+            path.unlink(missing_ok=True)
+        return None, None
     with progress.step(f"{build.label} tarball"):  # reproducible: `xrel dist` ships these very bytes
         sha = write_tarball(build.release_dir, tarball, source_date_epoch(build.project.path))
         return_free_memory()
-        assemble.link_old_name(tarball, build.out / f"{build.release}-{version}-{build.target.id}.tar.gz")
+        assemble.link_old_name(tarball, old_name)
+    return str(tarball), sha
+
+
+def package(build: TargetBuild, report: Report, started: float) -> TargetResult:
+    """The release's tarball (unless --no-tarball) and the target's result."""
+    tarball, sha = write_or_drop_tarball(build)
     runtime = build.runtime
     return TargetResult(
-        target=build.target.id, release_dir=str(build.release_dir), tarball=str(tarball), sha256=sha,
+        target=build.target.id, release_dir=str(build.release_dir), tarball=tarball, sha256=sha,
         otp_version=runtime.otp_version, erts_version=runtime.erts_version, nif_version=runtime.nif_version,
         runtime=RuntimeInfo.of(runtime), glibc_floor=report.glibc_floor,
         native_files=[native_file(f) for f in report.files], needed_libraries=report.needed,
         seconds=round(time.monotonic() - started, 2), notes=build.notes, elixir_version=build.host.elixir_version,
     )
+
+
+def up_to_date(build: TargetBuild, previous: TargetResult, inputs: str, started: float) -> TargetResult:
+    """The last result again, the release untouched; its tarball written (or dropped) when the last
+    build made it otherwise than this one asks (--no-tarball then, not now, or the file is gone)."""
+    note = "up to date: nothing changed since the last build"
+    has_tarball = previous.tarball is not None and os.path.isfile(previous.tarball)
+    if has_tarball != build.options.tarball:
+        tarball, sha = write_or_drop_tarball(build)
+        previous = replace(previous, tarball=tarball, sha256=sha)
+        record.save(build, inputs, previous)
+        note += " (tarball written)" if tarball else " (tarball removed: --no-tarball)"
+    return replace(previous, seconds=round(time.monotonic() - started, 2), notes=[*build.notes[:1], note])
 
 
 def make_release(build: TargetBuild, seed: derive.Seed | None, native_inputs: str) -> Report:
@@ -275,8 +300,7 @@ def build_target(project: Project, plan: TargetPlan, release: str, out: Path, op
             inputs = record.build_inputs(build, synced)
             previous = record.previous_result(build, inputs)
             if previous is not None:
-                return replace(previous, seconds=round(time.monotonic() - started, 2),
-                               notes=[*build.notes[:1], "up to date: nothing changed since the last build"]), build
+                return up_to_date(build, previous, inputs, started), build
             record.forget(build)
             report = make_release(build, seed, record.build_inputs(build, native_synced))
         result = package(build, report, started)
@@ -319,9 +343,10 @@ def build(project_dir: str | Path = ".", targets: str | Target | Sequence[str | 
           otp: str | None = None, elixir: str | None = None, source: str | None = None,
           release: str | None = None, out: str | Path | None = None, mix_env: str | None = None,
           mix_target: str | None = None, offline: bool = False, sysroot_packages: Sequence[str] = (),
-          locked: bool = False) -> BuildResult:
+          locked: bool = False, tarball: bool = True) -> BuildResult:
     """Build a release of the project for each target (default: xrel.toml's); see BuildResult.
-    Arguments given here win over xrel.toml. Every runtime is resolved before anything compiles."""
+    Arguments given here win over xrel.toml. Every runtime is resolved before anything compiles.
+    `tarball=False`: release dirs only, for the edit loop (results' tarball and sha256 are None)."""
     if isinstance(targets, (str, Target)):
         targets = [targets]
     project_dir = Path(project_dir)
@@ -336,7 +361,7 @@ def build(project_dir: str | Path = ".", targets: str | Target | Sequence[str | 
         mix_env = mix_env or (config.mix_env if config else None) or "prod"
         project = load_project(project_dir, mix_env, mix_target)
         agent = node_agent(config, project, host)
-        options = BuildOptions(otp, source, offline, mix_target, tuple(sysroot_packages), agent)
+        options = BuildOptions(otp, source, offline, mix_target, tuple(sysroot_packages), agent, tarball)
         parsed = [t.target for t in plan.targets]
         refuse_broken_targets(project.apps, parsed)
         name = project.release_name(release or (config.release if config else None))

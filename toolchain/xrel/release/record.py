@@ -28,7 +28,8 @@ def build_inputs(build: TargetBuild, synced: str) -> str:
 
 
 def previous_result(build: TargetBuild, inputs: str) -> TargetResult | None:
-    """The last result of this target if its inputs and outputs are exactly as it left them."""
+    """The last result of this target if its inputs and release are exactly as it left them (its
+    tarball may not be: see build_target)."""
     try:
         last = json.loads(build.record.read_text())
     except (OSError, ValueError):
@@ -39,7 +40,7 @@ def previous_result(build: TargetBuild, inputs: str) -> TargetResult | None:
         result = TargetResult.from_dict(last["result"])
     except (KeyError, TypeError):  # written by another xrel
         return None
-    if not os.path.isfile(result.tarball) or last.get("release") != stat_fingerprint(build.release_dir):
+    if last.get("release") != stat_fingerprint(build.release_dir):
         return None
     return result
 

@@ -53,8 +53,8 @@ def native_file(finding: Finding) -> BinaryInfo:
 class TargetResult:
     target: str
     release_dir: str
-    tarball: str
-    sha256: str
+    tarball: str | None  # None: built without one (--no-tarball)
+    sha256: str | None
     otp_version: str
     erts_version: str
     nif_version: str
@@ -72,7 +72,8 @@ class TargetResult:
 
     def manifest_entry(self) -> dict:
         """This target's entry in the output dir's manifest.json."""
-        return {"target": self.target, "file": Path(self.tarball).name, "sha256": self.sha256, "otp": self.otp_version,
+        file = Path(self.tarball).name if self.tarball else None
+        return {"target": self.target, "file": file, "sha256": self.sha256, "otp": self.otp_version,
                 "erts": self.erts_version, "nif": self.nif_version, "runtime_source": self.runtime.source,
                 "runtime_sha256": self.runtime.sha256, "glibc_floor": self.glibc_floor, "elixir": self.elixir_version,
                 "libc": Target.parse(self.target).libc}

@@ -339,6 +339,11 @@ def _known_pieces(last: dict, blob: bytes) -> dict[str, bytes]:
     return known
 
 
+def tarball_sidecars(dest: Path) -> tuple[Path, Path]:
+    """The files write_tarball keeps beside a tarball: its .sha256 and its .content record."""
+    return dest.with_name(dest.name + ".sha256"), dest.with_name(dest.name + ".content")
+
+
 def write_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[str] = PRIVATE) -> str:
     """The release's reproducible .tar.gz, no top folder (like mix's :tar step), and its .sha256 beside
     it; returns its sha256. Its bytes depend only on what goes in: members sorted, root:root, normal
@@ -354,7 +359,7 @@ def write_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[
     read again; a link made or removed (hard-linked releases) changes both and is trusted. Any other
     file is read and hashed once."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    record, checksum = dest.with_name(dest.name + ".content"), dest.with_name(dest.name + ".sha256")
+    checksum, record = tarball_sidecars(dest)
     setup = {"format": TARBALL_FORMAT, "level": GZIP_LEVEL, "mtime": mtime, "exclude": sorted(exclude)}
     seen = time.time_ns()
     entries = list(_entries(release_dir, exclude))  # one walk: the tree's identity and the members
