@@ -136,6 +136,32 @@ def test_big_members_pieces_are_kept_for_later_runs_and_trimmed(tmp_path, monkey
     assert len(list(kept.iterdir())) <= 1  # trimmed, least recently used first
 
 
+def test_a_new_output_dir_takes_the_pieces_of_the_last_tarball_of_its_slot(tmp_path, monkeypatch):
+    """A clean build (new build tree, new output dir) compresses only what changed since the last
+    tarball of the same release and target, wherever that was written."""
+    monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(tarball, "_PACKED", {})
+    rel = release(tmp_path / "rel")
+    for i in range(60):  # small members: the kind the big members' piece cache does not keep
+        (rel / f"lib/a-1/ebin/m{i}.beam").write_bytes(os.urandom(3000))
+    write_tarball(rel, tmp_path / "out1" / "a.tar.gz", 42, slot="a-x86_64-linux-gnu")
+    fresh = tmp_path / "fresh"
+    shutil.copytree(rel, fresh, symlinks=True)  # mix writes every file anew
+    (fresh / "lib/a-1/ebin/m30.beam").write_bytes(os.urandom(3000))  # one module changed
+    monkeypatch.setattr(tarball, "_PACKED", {})  # a later xrel run
+    compressed = []
+    real = tarball._deflate
+    monkeypatch.setattr(tarball, "_deflate", lambda *a: compressed.append(a[0]) or real(*a))
+    sha = write_tarball(fresh, tmp_path / "out2" / "a.tar.gz", 42, slot="a-x86_64-linux-gnu")
+    assert 1 <= len(compressed) <= 14, len(compressed)  # the changed member and those in its window
+    compressed.clear()
+    monkeypatch.setattr(tarball, "_PACKED", {})
+    write_tarball(fresh, tmp_path / "out3" / "a.tar.gz", 42, slot="a-aarch64-linux-gnu")  # another slot
+    assert len(compressed) > 60
+    nothing_reused(monkeypatch, tmp_path)
+    assert write_tarball(fresh, tmp_path / "alone.tar.gz", 42) == sha
+
+
 def test_tarball_bytes_do_not_depend_on_mtimes_modes_or_the_cookie(tmp_path):
     a, b = release(tmp_path / "a"), release(tmp_path / "b")
     (b / COOKIE).write_text("OTHER")

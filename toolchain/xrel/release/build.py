@@ -243,7 +243,8 @@ def write_or_drop_tarball(build: TargetBuild) -> tuple[str | None, str | None]:
             path.unlink(missing_ok=True)
         return None, None
     with progress.step(f"{build.label} tarball"):  # reproducible: `xrel dist` ships these very bytes
-        sha = write_tarball(build.release_dir, tarball, source_date_epoch(build.project.path))
+        sha = write_tarball(build.release_dir, tarball, source_date_epoch(build.project.path),
+                            slot=f"{build.release}-{build.target.id}")
         return_free_memory()
         assemble.link_old_name(tarball, old_name)
     return str(tarball), sha

@@ -320,31 +320,13 @@ def forget_earlier_builds() -> None:
     _SEEN.clear()
 
 
-def _previous(dest: Path, record: Path) -> tuple[dict, bytes]:
-    """The record of the tarball at `dest` and its bytes, when both are there and agree."""
-    try:
-        last, blob = json.loads(record.read_text()), dest.read_bytes()
-        if not isinstance(last, dict) or hashlib.sha256(blob).hexdigest() != last.get("sha256"):
-            return {}, b""
-        return last, blob
-    except (OSError, ValueError):
-        return {}, b""
-
-
-def _known_pieces(last: dict, blob: bytes) -> dict[str, bytes]:
-    """key -> compressed bytes of every piece of the previous tarball (they follow the 10-byte gzip header)."""
-    known, offset = {}, len(_GZIP_HEADER)
-    for key, length in last.get("pieces", []):
-        known[key], offset = blob[offset:offset + length], offset + length
-    return known
-
-
 def tarball_sidecars(dest: Path) -> tuple[Path, Path]:
     """The files write_tarball keeps beside a tarball: its .sha256 and its .content record."""
     return dest.with_name(dest.name + ".sha256"), dest.with_name(dest.name + ".content")
 
 
-def write_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[str] = PRIVATE) -> str:
+def write_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[str] = PRIVATE,
+                  slot: str | None = None) -> str:
     """The release's reproducible .tar.gz, no top folder (like mix's :tar step), and its .sha256 beside
     it; returns its sha256. Its bytes depend only on what goes in: members sorted, root:root, normal
     modes, every mtime `mtime`, no gzip timestamp, `exclude` (mix's COOKIE) left out.
@@ -357,14 +339,16 @@ def write_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[
     either its ctime_ns is the recorded one or its link count is not: a write changes the ctime but
     not the link count, so a file rewritten in place with the same size and its mtime restored is
     read again; a link made or removed (hard-linked releases) changes both and is trusted. Any other
-    file is read and hashed once."""
+    file is read and hashed once. With `slot` (release and target), a tarball written into a new
+    output dir takes its unchanged pieces from the last tarball written for the same slot (kept by
+    hard links in the cache, when the output dir is on the cache's filesystem)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     checksum, record = tarball_sidecars(dest)
     setup = {"format": TARBALL_FORMAT, "level": GZIP_LEVEL, "mtime": mtime, "exclude": sorted(exclude)}
     seen = time.time_ns()
     entries = list(_entries(release_dir, exclude))  # one walk: the tree's identity and the members
     tree, newest = _stat_digest(entries)
-    last, blob = _previous(dest, record)
+    last, blob = pieces.previous(dest, record)
     same_setup = {k: last.get(k) for k in setup} == setup
     settled = isinstance(last.get("seen"), int) and last.get("newest", 0) < last["seen"] - _RACY_NS
     if same_setup and settled and last.get("tree") == tree and checksum.is_file():
@@ -380,7 +364,9 @@ def write_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[
     else:
         sizes = [m.st.st_size for m in members for _p in m.pieces]  # each piece's member's size
         big = {k for k, size in zip(keys, sizes) if size >= pieces.MIN_MEMBER}
-        known = {**_PACKED, **_known_pieces(last, blob)}
+        known = {**_PACKED, **pieces.of_tarball(last, blob)}
+        if slot and not last:  # a new output dir: the pieces of the last tarball written for the slot
+            known.update(pieces.of_tarball(*pieces.previous(*pieces.last_in_slot(slot))))
         known.update(pieces.lookup([k for k in big if k not in known]))
         compressed = _compress(members, end, keys, known)
         _remember(keys, compressed)
@@ -393,4 +379,6 @@ def write_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[
     atomic_write(checksum, f"{sha}  {dest.name}\n", 0o644)
     atomic_write(record, json.dumps({**setup, "tree": tree, "sha256": sha, "pieces": last["pieces"],
                                      "seen": seen, "newest": newest, "files": files}), 0o644)
+    if slot:
+        pieces.keep_in_slot(slot, dest, record)
     return sha
