@@ -57,11 +57,22 @@ def test_two_files_are_compared_once_until_one_changes(tmp_path, monkeypatch):
     a.write_bytes(b"FOR1 same")
     b.write_bytes(b"FOR1 same")
     reads = []
-    real = derive.filecmp.cmp
-    monkeypatch.setattr(derive.filecmp, "cmp", lambda x, y, shallow: reads.append(x) or real(x, y, shallow=False))
+    real = derive.same_bytes
+    monkeypatch.setattr(derive, "same_bytes", lambda x, y: reads.append(x) or real(x, y))
     first = _Comparisons(memo)
     assert first.same(str(a), str(b)) and len(reads) == 1
     first.save()
     assert _Comparisons(memo).same(str(a), str(b)) and len(reads) == 1  # a later build: from the state dir
     b.write_bytes(b"FOR1 diff")  # same size, new mtime
     assert not _Comparisons(memo).same(str(a), str(b)) and len(reads) == 2
+
+
+def test_same_bytes_compares_past_the_first_chunk_and_the_length(tmp_path):
+    from xrel.storage.files import same_bytes
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"x" * 100 + b"1")
+    b.write_bytes(b"x" * 100 + b"2")
+    assert same_bytes(a, a, chunk=10) and not same_bytes(a, b, chunk=10)
+    b.write_bytes(b"x" * 100 + b"1" + b"more")
+    assert not same_bytes(a, b, chunk=10) and not same_bytes(b, a, chunk=10)

@@ -4,7 +4,6 @@ into place."""
 
 from __future__ import annotations
 
-import filecmp
 import os
 import shutil
 import time
@@ -19,8 +18,7 @@ from xrel.dist.manifest import build_manifest, manifest_text, target_entry
 from xrel.errors import UsageError
 from xrel.release import assemble, tarball
 from xrel.release.results import BuildResult, TargetResult
-from xrel.storage.files import sha256_file
-from xrel.storage.files import atomic_write
+from xrel.storage.files import atomic_write, same_bytes, sha256_file
 
 
 @dataclass
@@ -102,7 +100,7 @@ def differing(a: Path, b: Path) -> list[str]:
     """Files that are not byte-identical in both directories (or only in one)."""
     names = sorted({p.name for p in a.iterdir()} | {p.name for p in b.iterdir()})
     return [n for n in names if not ((a / n).is_file() and (b / n).is_file()
-                                     and filecmp.cmp(a / n, b / n, shallow=False))]
+                                     and same_bytes(a / n, b / n))]
 
 
 def place(staging: Path, final: Path, force: bool) -> bool:

@@ -16,7 +16,6 @@ target runs its own `mix release`, as before.
 from __future__ import annotations
 
 import base64
-import filecmp
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xrel.release.target_build import TargetBuild
-from xrel.storage.files import atomic_write, file_identity, walk_relative
+from xrel.storage.files import atomic_write, file_identity, same_bytes
 
 MIX_WRITTEN_ERTS = frozenset({"bin/erl", "bin/erl.ini"})  # mix writes these from its own templates
 NOT_COPIED = frozenset({"releases/COOKIE", "releases/xrel.json"})  # per build, per target
@@ -85,13 +84,19 @@ class _Comparisons:
         self.used: dict[str, list] = {}
 
     def same(self, a: str, b: str) -> bool:
-        sa, sb = os.stat(a), os.stat(b)
+        """Whether regular files `a` and `b` are the same; Underivable when either is not one."""
+        try:
+            sa, sb = os.stat(a), os.stat(b)
+        except OSError as e:
+            raise Underivable(f"no source file {e.filename}") from None
+        if not (stat.S_ISREG(sa.st_mode) and stat.S_ISREG(sb.st_mode)):
+            raise Underivable(f"{a} or {b} is not a regular file")
         if sa.st_mode != sb.st_mode or sa.st_size != sb.st_size:
             return False
         idents = [file_identity(sa), file_identity(sb)]
         entry = self.known.get(a + "\0" + b)
         if entry is None or entry[:2] != idents:
-            entry = [*idents, filecmp.cmp(a, b, shallow=False)]
+            entry = [*idents, same_bytes(a, b)]
         self.used[a + "\0" + b] = entry
         return entry[2]
 
@@ -124,12 +129,16 @@ class _Plan:
         self.real_dirs: dict[str, str] = {}
         self.compared = _Comparisons(build.state_dir / "derive-comparisons.json")
 
+    def real_dir(self, path: str) -> str:
+        """os.path.realpath of a directory, once per directory (it lstats every component)."""
+        if path not in self.real_dirs:
+            self.real_dirs[path] = os.path.realpath(path)
+        return self.real_dirs[path]
+
     def real(self, path: str) -> str:
         """`path` with its directory's symlinks resolved (mix links priv/ into the sources)."""
         parent, name = os.path.split(path)
-        if parent not in self.real_dirs:
-            self.real_dirs[parent] = os.path.realpath(parent)
-        return os.path.join(self.real_dirs[parent], name)
+        return os.path.join(self.real_dir(parent), name)
 
     def source(self, top: str, sub: str) -> tuple[str | None, bool]:
         """The seed's source dir of release dir `top` and whether it is the same for every target."""
@@ -169,9 +178,7 @@ class _Plan:
             return
         s1 = self.real(os.path.join(src_dir, rest))
         st = self.map.translate(s1)
-        if not os.path.isfile(s1) or not os.path.isfile(st):
-            raise Underivable(f"{rel}: no source file for the target")
-        if self.compared.same(s1, st):
+        if self.compared.same(s1, st):  # (Underivable when either is missing)
             self.files.append((rel, seed_file, True))
         elif rest.endswith(".app"):
             raise Underivable(f"{rel} differs: the boot script would too")
@@ -192,7 +199,7 @@ class _Plan:
         src_dir, shared = self.source(top, rest.split(os.sep)[0] if rest else "")
         if src_dir is None or shared:
             return
-        s1 = os.path.realpath(os.path.join(src_dir, rest))
+        s1 = self.real_dir(os.path.join(src_dir, rest)) if rest else self.real_dir(src_dir)
         if _listing(s1) != _listing(self.map.translate(s1)):
             raise Underivable(f"{rel_dir}: the target's source lists other files")
 
@@ -202,21 +209,26 @@ def plan(seed: Seed, build: TargetBuild) -> _Plan:
     if build.target.os == "windows" or seed.build.target.os != build.target.os:
         raise Underivable("another OS: other scripts and file names")
     p, root = _Plan(seed, build), str(seed.build.release_dir)
-    for dirpath, rel_dir, dirnames, filenames in walk_relative(root):
+    todo = [""]
+    while todo:  # one scandir per directory: its entries' types come without a stat each
+        rel_dir = todo.pop()
         if rel_dir:
             p.check_dir(rel_dir)
             p.dirs.append(rel_dir)
         prefix = rel_dir + os.sep if rel_dir else ""
-        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            path = dirpath + os.sep + name
-            if os.path.islink(path):
-                raise Underivable(f"{prefix + name} is a symlink")
-            if prefix + name not in NOT_COPIED:
-                p.add(prefix + name, path)
+        with os.scandir(os.path.join(root, rel_dir)) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_symlink():
+                    raise Underivable(f"{rel} is a symlink")
+                if entry.is_dir(follow_symlinks=False):
+                    todo.append(rel)
+                elif rel not in NOT_COPIED:
+                    p.add(rel, entry.path)
     return p
 
 
-def _copied_unchanged(source: str, previous: Path) -> bool:
+def _copied_unchanged(source: str, previous: str) -> bool:
     """Whether `previous` (the file in the target's last release) is a copy2 of `source` as it is now."""
     try:
         a, b = os.stat(source), os.lstat(previous)
@@ -226,10 +238,10 @@ def _copied_unchanged(source: str, previous: Path) -> bool:
             and a.st_mode == b.st_mode)
 
 
-def _put(source: str, dest: Path, link: bool, previous: Path) -> None:
+def _put(source: str, dest: str, link: bool, previous: str) -> None:
     """A hard link to `source`, else a copy; a copy the target's last release made of the same
     source is taken over as it is (a link to it: no bytes copied, and the tarball need not read it)."""
-    origin = source if link else (str(previous) if _copied_unchanged(source, previous) else None)
+    origin = source if link else (previous if _copied_unchanged(source, previous) else None)
     if origin is not None:
         try:
             os.link(origin, dest)
@@ -258,10 +270,10 @@ def derive_release(seed: Seed, build: TargetBuild, staging: Path) -> str | None:
         laid_out.compared.save()
         info = translated_info(seed, build)
         for rel in laid_out.dirs:
-            (staging / rel).mkdir(parents=True, exist_ok=True)
-        last = build.release_dir
+            os.makedirs(os.path.join(staging, rel), exist_ok=True)
+        new, last = str(staging) + os.sep, str(build.release_dir) + os.sep
         for rel, source, link in laid_out.files:  # OSError too: another xrel replaced the seed's release
-            _put(source, staging / rel, link, last / rel)
+            _put(source, new + rel, link, last + rel)
     except (Underivable, OSError) as e:
         return str(e)
     cookie = staging / "releases" / "COOKIE"  # mix's: a random secret per build
