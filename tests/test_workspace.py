@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+from xrel.release import workspace
 from xrel.release.native import classify
 from xrel.release.workspace import Workspace, mirrored, sync_tree
 
@@ -152,3 +153,19 @@ def test_a_file_that_becomes_a_native_binary_is_dropped_at_the_next_sync(tmp_pat
     os.utime(tool, ns=(tool.stat().st_atime_ns, tool.stat().st_mtime_ns + 10**9))
     again = sync_tree(src, dst, drop_binaries_under=[src])
     assert again.skipped_binaries == 1 and not (dst / "priv" / "tool").exists()
+
+
+def test_the_targets_of_one_build_scan_each_source_tree_once(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    (src / "lib").mkdir(parents=True)
+    (src / "lib" / "a.ex").write_text("defmodule A do end\n")
+    walks = []
+    real_walk = workspace.os.walk
+    monkeypatch.setattr(workspace.os, "walk", lambda top, *a, **k: walks.append(top) or real_walk(top, *a, **k))
+    scans: dict = {}
+    first = sync_tree(src, tmp_path / "t1", scans=scans)
+    second = sync_tree(src, tmp_path / "t2", scans=scans)
+    assert len(walks) == 1 and first.digest == second.digest and second.copied == 1
+    assert (tmp_path / "t2" / "lib" / "a.ex").read_text() == "defmodule A do end\n"
+    sync_tree(src, tmp_path / "t3")  # no build's scans: scanned again
+    assert len(walks) == 2

@@ -107,10 +107,11 @@ def xrel_outputs(project_dir: Path) -> set[str]:
     return {"dist"} if ours else set()
 
 
-def sync_workspace(project: Project, ws: Workspace) -> tuple[str, str]:
+def sync_workspace(project: Project, ws: Workspace, scans: dict | None = None) -> tuple[str, str]:
     """Mirror the project and every dependency into the target's tree (host binaries of
     native apps are not copied); returns digests of everything synced and of what native
-    builds read (all but the BEAM-only sources of apps not recompiled per target)."""
+    builds read (all but the BEAM-only sources of apps not recompiled per target). `scans`:
+    the build's, so each source tree is scanned once for all targets."""
     inside = [a.path for a in project.deps if a.path.is_relative_to(project.path)]
 
     def beam_only(app: App) -> tuple[str, ...]:
@@ -120,11 +121,12 @@ def sync_workspace(project: Project, ws: Workspace) -> tuple[str, str]:
                        excludes={"_build", ".git", ".elixir_ls", "deps"} | xrel_outputs(project.path)
                        | rust.sync_excludes(project.own),
                        drop_binaries_under=[project.path] if project.own.native else [],
-                       skip_subtrees=inside, beam_sources=beam_only(project.own))]
+                       skip_subtrees=inside, beam_sources=beam_only(project.own), scans=scans)]
     for app in project.deps:
         dest = ws.root / app.path.resolve().relative_to(app.path.resolve().anchor)
         stats.append(sync_tree(app.path, dest, excludes=rust.sync_excludes(app),
-                               drop_binaries_under=[app.path] if app.native else [], beam_sources=beam_only(app)))
+                               drop_binaries_under=[app.path] if app.native else [], beam_sources=beam_only(app),
+                               scans=scans))
     return (hashlib.sha256("".join(s.digest for s in stats).encode()).hexdigest(),
             hashlib.sha256("".join(s.native_digest for s in stats).encode()).hexdigest())
 
@@ -288,8 +290,9 @@ def make_release(build: TargetBuild, seed: derive.Seed | None, native_inputs: st
 
 
 def build_target(project: Project, plan: TargetPlan, release: str, out: Path, options: BuildOptions,
-                 seed: derive.Seed | None) -> tuple[TargetResult, TargetBuild]:
-    """Build one target's release (from `seed`'s when given); returns its result and build."""
+                 seed: derive.Seed | None, scans: dict | None = None) -> tuple[TargetResult, TargetBuild]:
+    """Build one target's release (from `seed`'s when given; `scans`: the build's source scans);
+    returns its result and build."""
     started = time.monotonic()
     build = prepare(project, plan, release, out, options)
     # one build of a tree at a time (two xrel runs on one project wait for each other)
@@ -297,7 +300,7 @@ def build_target(project: Project, plan: TargetPlan, release: str, out: Path, op
         build.log.parent.mkdir(parents=True, exist_ok=True)
         build.log.write_text("")
         with progress.step(f"{build.label} compile and assemble"):
-            synced, native_synced = sync_workspace(project, build.workspace)
+            synced, native_synced = sync_workspace(project, build.workspace, scans)
             inputs = record.build_inputs(build, synced)
             previous = record.previous_result(build, inputs)
             if previous is not None:
@@ -313,14 +316,15 @@ def build_all(project: Project, targets: Sequence[TargetPlan], release: str, out
               options: BuildOptions) -> list[TargetResult]:
     """The first target compiles the BEAM code; the others start from its release and tree, two at a time."""
     forget_earlier_builds()
-    first, seed_build = build_target(project, targets[0], release, out, options, None)
+    scans: dict = {}  # every target syncs the same sources: each tree is scanned once
+    first, seed_build = build_target(project, targets[0], release, out, options, None, scans)
     seed = derive.Seed(seed_build)
     results = [first]
     if targets[1:]:
         from concurrent.futures import ThreadPoolExecutor  # (its import costs the 1-target edit loop ~9 ms)
 
         with ThreadPoolExecutor(max_workers=PARALLEL_TARGETS) as pool:
-            results += [r for r, _ws in pool.map(lambda t: build_target(project, t, release, out, options, seed),
+            results += [r for r, _ws in pool.map(lambda t: build_target(project, t, release, out, options, seed, scans),
                                                   targets[1:])]
     return results
 

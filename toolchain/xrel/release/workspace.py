@@ -48,22 +48,15 @@ class SyncStats:
     native_digest: str = ""  # the same without the BEAM-only sources (`beam_sources`)
 
 
-def sync_tree(src: Path, dst: Path, *, excludes: set[str] = frozenset(), drop_binaries_under: list[Path] = (),
-              skip_subtrees: list[Path] = (), beam_sources: tuple[str, ...] = ()) -> SyncStats:
-    """Make `dst` hold `src`'s files: copy new/changed ones (mtimes kept, so mix and make see
-    them unchanged), remove files that left `src` since the last sync, and leave build outputs
-    that exist only in `dst` alone. Native binaries under `drop_binaries_under` are not copied.
-    Files ending in one of `beam_sources` are left out of the native digest."""
-    stats = SyncStats()
-    state, native = hashlib.sha256(), hashlib.sha256()
-    manifest_path = dst / MANIFEST
-    try:
-        previous = set(json.loads(manifest_path.read_text()))
-    except (OSError, ValueError):
-        previous = set()
-    current: set[str] = set()
-    drop_roots = [str(p) for p in drop_binaries_under]
-    skip = {str(p) for p in skip_subtrees}
+def _scan(src: Path, excludes: frozenset[str], drop_roots: tuple[str, ...], skip: frozenset[str],
+          scans: dict | None) -> list:
+    """(rel, path, lstat, dropped) of every file and symlink under `src`, parents' entries first;
+    `dropped`: a native build output under one of `drop_roots`. Kept in `scans` when given (one
+    build's: every target syncs the same sources)."""
+    key = (str(src), excludes, drop_roots, skip)
+    if scans is not None and key in scans:
+        return scans[key]
+    found = []
     for dirpath, dirnames, filenames in os.walk(src):
         rel_dir = os.path.relpath(dirpath, src)
         dirnames[:] = [d for d in dirnames
@@ -72,19 +65,44 @@ def sync_tree(src: Path, dst: Path, *, excludes: set[str] = frozenset(), drop_bi
         dropping = any(dirpath == r or dirpath.startswith(r + os.sep) for r in drop_roots)
         for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             s = Path(dirpath) / name
-            rel = os.path.normpath(os.path.join(rel_dir, name))
             st = s.lstat()
-            if dropping and not stat.S_ISLNK(st.st_mode) and _is_host_output(s, st):
-                stats.skipped_binaries += 1
-                continue
-            current.add(rel)
-            line = f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\n".encode()
-            state.update(line)
-            if not (beam_sources and rel.endswith(beam_sources)):
-                native.update(line)
-            if _copy_unless_same(s, st, dst / rel):
-                stats.copied += 1
+            dropped = dropping and not stat.S_ISLNK(st.st_mode) and _is_host_output(s, st)
+            found.append((os.path.normpath(os.path.join(rel_dir, name)), s, st, dropped))
         dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+    if scans is not None:
+        scans[key] = found
+    return found
+
+
+def sync_tree(src: Path, dst: Path, *, excludes: set[str] = frozenset(), drop_binaries_under: list[Path] = (),
+              skip_subtrees: list[Path] = (), beam_sources: tuple[str, ...] = (),
+              scans: dict | None = None) -> SyncStats:
+    """Make `dst` hold `src`'s files: copy new/changed ones (mtimes kept, so mix and make see
+    them unchanged), remove files that left `src` since the last sync, and leave build outputs
+    that exist only in `dst` alone. Native binaries under `drop_binaries_under` are not copied.
+    Files ending in one of `beam_sources` are left out of the native digest. `scans`: a dict the
+    targets of one build share, so `src` is scanned once for all of them."""
+    stats = SyncStats()
+    state, native = hashlib.sha256(), hashlib.sha256()
+    manifest_path = dst / MANIFEST
+    try:
+        previous = set(json.loads(manifest_path.read_text()))
+    except (OSError, ValueError):
+        previous = set()
+    current: set[str] = set()
+    scan = _scan(src, frozenset(excludes), tuple(str(p) for p in drop_binaries_under),
+                 frozenset(str(p) for p in skip_subtrees), scans)
+    for rel, s, st, dropped in scan:
+        if dropped:
+            stats.skipped_binaries += 1
+            continue
+        current.add(rel)
+        line = f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\n".encode()
+        state.update(line)
+        if not (beam_sources and rel.endswith(beam_sources)):
+            native.update(line)
+        if _copy_unless_same(s, st, dst / rel):
+            stats.copied += 1
     for rel in previous - current:
         p = dst / rel
         if p.is_symlink() or p.is_file():
