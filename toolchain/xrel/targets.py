@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import glob
 import platform
@@ -130,6 +129,8 @@ class Target:
             text, floor = m.group("base"), m.group("floor")
         target = host_target() if text == "host" else _index().get(text)
         if target is None:
+            import difflib
+
             close = difflib.get_close_matches(text, list(_index()), n=3, cutoff=0.5)
             names = sorted({_index()[c].name for c in close})
             hint = f"did you mean {', '.join(names)}? " if names else ""

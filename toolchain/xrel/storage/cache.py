@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -77,6 +74,8 @@ def staging(final: Path) -> Iterator[Path]:
     `prune` removes.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # (not imported by commands that only read the cache)
+
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}~", dir=final.parent))
     try:
         yield tmp
@@ -98,6 +97,8 @@ def remove(path: Path) -> None:
     if path.is_symlink() or path.is_file():
         path.unlink()
     elif path.exists():
+        import shutil
+
         shutil.rmtree(path, onerror=_writable)
 
 
@@ -173,7 +174,7 @@ def entries() -> list[Entry]:
     return out
 
 
-_DISCARDING: list[subprocess.Popen] = []
+_DISCARDING: list = []  # the deleters started (subprocess.Popen)
 _DELETER = ("import sys\nfrom pathlib import Path\nfrom xrel.storage.cache import remove\n"
             "for path in sys.argv[1:]:\n    remove(Path(path))")
 
@@ -181,6 +182,8 @@ _DELETER = ("import sys\nfrom pathlib import Path\nfrom xrel.storage.cache impor
 def _delete_in_background(paths: list[Path]) -> None:
     """Delete `paths` in a process of their own, which outlives this one: a command that replaced a
     release exits without waiting for the old one's files to go."""
+    import subprocess
+
     _DISCARDING.append(subprocess.Popen([sys.executable, "-c", _DELETER, *map(str, paths)],
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, start_new_session=True))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -12,6 +10,8 @@ def atomic_write(path: Path, data: str | bytes, mode: int | None = None) -> Path
     """Write `data` to `path` through a temp file in the same directory and one rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # (the light modules' imports stay few: every command starts with them)
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -38,6 +38,8 @@ def write_if_changed(path: Path, content: str, mode: int = 0o644) -> bool:
 
 def sha256_file(path: Path) -> str:
     """The file's sha256, read in 1 MiB blocks."""
+    import hashlib
+
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
