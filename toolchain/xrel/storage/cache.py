@@ -38,7 +38,8 @@ AREAS = {
     "node-agents": "the node agent compiled per project settings and OTP release",
     "upgrade-helper": "the hot-upgrade helper (appups, relups) compiled by the host's erlc",
     "inspected": "facts parsed from native files, named by their sha256 and the parser's",
-    "tarball-pieces": "compressed tarball pieces of big members (ERTS binaries), reused by later builds",
+    "tarball-pieces": "compressed tarball pieces reused by later builds: big members' (ERTS binaries), and the "
+                      "last tarball of each release and target (hard links)",
 }
 
 
