@@ -10,6 +10,7 @@ from pathlib import Path
 
 from xrel.inspection import binaries
 from xrel.release.marker import ReleaseMarker
+from xrel.release.tarball import tarball_sidecars
 from xrel.release.target_build import TargetBuild
 from xrel.runtimes import Runtime
 from xrel.storage.files import atomic_write
@@ -60,7 +61,7 @@ def tarball_name(release: str, version: str, otp_major: int, target_id: str) -> 
 def link_old_name(tarball: Path, old: Path) -> None:
     """Keep the name xrel used before versions were in names (`<release>-<vsn>-<target>.tar.gz`)
     reachable: a relative symlink to the tarball, and one for its .sha256."""
-    sums = (old.with_name(old.name + ".sha256"), tarball.with_name(tarball.name + ".sha256"))
+    sums = (tarball_sidecars(old)[0], tarball_sidecars(tarball)[0])
     for link, dest in ((old, tarball), sums):
         if link.is_symlink() and os.readlink(link) == dest.name:
             continue

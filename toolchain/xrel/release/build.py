@@ -241,7 +241,7 @@ def write_or_drop_tarball(build: TargetBuild) -> tuple[str | None, str | None]:
     tarball = build.out / assemble.tarball_name(build.release, version, build.runtime.otp_major, build.target.id)
     old_name = build.out / f"{build.release}-{version}-{build.target.id}.tar.gz"
     if not build.options.tarball:
-        for path in (tarball, *tarball_sidecars(tarball), old_name, old_name.with_name(old_name.name + ".sha256")):
+        for path in (tarball, *tarball_sidecars(tarball), old_name, tarball_sidecars(old_name)[0]):
             path.unlink(missing_ok=True)
         return None, None
     with progress.step(f"{build.label} tarball"):  # reproducible: `xrel dist` ships these very bytes

@@ -199,7 +199,7 @@ class _Plan:
         src_dir, shared = self.source(top, rest.split(os.sep)[0] if rest else "")
         if src_dir is None or shared:
             return
-        s1 = self.real_dir(os.path.join(src_dir, rest)) if rest else self.real_dir(src_dir)
+        s1 = self.real_dir(os.path.join(src_dir, rest) if rest else src_dir)
         if _listing(s1) != _listing(self.map.translate(s1)):
             raise Underivable(f"{rel_dir}: the target's source lists other files")
 

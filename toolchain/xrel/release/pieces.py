@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 AREA = "tarball-pieces"
-GZIP_HEADER_SIZE = 10  # tarball's gzip header, before the first piece
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # a tarball's: no name, mtime 0, OS unknown
 MIN_MEMBER = 1 << 20  # members this big: the runtime's binaries, seldom the project's own code
 LIMIT = 512 << 20  # the area's size; the least recently used pieces go first
 
@@ -77,7 +77,7 @@ def previous(dest: Path, record: Path) -> tuple[dict, bytes]:
 
 def of_tarball(last: dict, blob: bytes) -> dict[str, bytes]:
     """key -> compressed bytes of every piece of a tarball (they follow its 10-byte gzip header)."""
-    known, offset = {}, GZIP_HEADER_SIZE
+    known, offset = {}, len(GZIP_HEADER)
     for key, length in last.get("pieces", []):
         known[key], offset = blob[offset:offset + length], offset + length
     return known

@@ -29,7 +29,7 @@ def build_inputs(build: TargetBuild, synced: str) -> str:
 
 def previous_result(build: TargetBuild, inputs: str) -> TargetResult | None:
     """The last result of this target if its inputs and release are exactly as it left them (its
-    tarball may not be: see build_target)."""
+    tarball may not be: see build.up_to_date)."""
     try:
         last = json.loads(build.record.read_text())
     except (OSError, ValueError):

@@ -26,7 +26,6 @@ TARBALL_FORMAT = 2  # bumped whenever the writer would give other bytes for the 
 GZIP_LEVEL = 6
 _PIECE = 1 << 20  # a big member is compressed in pieces of this size, in parallel
 _WINDOW = 1 << 15  # deflate's window: each piece is primed with the 32 KiB before it
-_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, mtime 0, OS unknown
 
 
 def git_output(project: Path, *args: str) -> str | None:
@@ -257,6 +256,7 @@ def _compress(members: list[_Member], end: bytes, keys: list[str], known: dict[s
 
     last = len(layout) - 1
     todo = {i: (data(i), window(i)) for i in range(len(layout)) if keys[i] not in known}
+
     def deflate(i: int) -> bytes:
         return _deflate(*todo[i], i == last)
 
@@ -372,7 +372,7 @@ def write_tarball(release_dir: Path, dest: Path, mtime: int, exclude: frozenset[
         _remember(keys, compressed)
         pieces.keep({k: c for k, c in zip(keys, compressed) if k in big})
         crc = _stream_crc(members, end)
-        blob = b"".join([_GZIP_HEADER, *compressed, struct.pack("<II", crc, (size + len(end)) & 0xFFFFFFFF)])
+        blob = b"".join([pieces.GZIP_HEADER, *compressed, struct.pack("<II", crc, (size + len(end)) & 0xFFFFFFFF)])
         sha = hashlib.sha256(blob).hexdigest()
         atomic_write(dest, blob, 0o644)
         last = {"pieces": [[k, len(c)] for k, c in zip(keys, compressed)]}
