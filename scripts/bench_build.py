@@ -13,10 +13,11 @@ small project's edit loop <= 1.5x. --memory also samples the summed RSS and PSS 
 split between the processes sharing them) of the whole process tree of a clean host `mix release`
 and of a clean 3-target `xrel build` (goal: xrel <= 2x host).
 
---no-tarball times `xrel build --no-tarball` (release dirs only: the edit loop's mode) instead.
+`xrel build` writes release dirs only (as `mix release` without its :tar step); --tarball times
+`xrel build --tarball` (each target's tarball too, the bytes `xrel dist` ships) instead.
 
 Usage: python scripts/bench_build.py [--runs 3] [--project big|small|both] [--case edit|clean|both] [--memory]
-                                     [--no-tarball]
+                                     [--tarball]
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ def main() -> None:
     parser.add_argument("--case", choices=["edit", "clean", "both"], default="both")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--modules", type=int, default=300)
-    parser.add_argument("--no-tarball", action="store_true", help="time `xrel build --no-tarball` (the edit loop)")
+    parser.add_argument("--tarball", action="store_true", help="time `xrel build --tarball` (tarballs too)")
     args = parser.parse_args()
     progress.set_quiet(True)
     compileall.compile_dir(Path(xrel.__file__).parent, quiet=1)  # as pip does when it installs xrel
@@ -200,7 +201,7 @@ def main() -> None:
     try:
         for name in ("big", "small") if args.project == "both" else (args.project,):
             bench = Bench(generate(work / name, args.modules if name == "big" else 0),
-                          ("--no-tarball",) if args.no_tarball else ())
+                          ("--tarball",) if args.tarball else ())
             print(f"{name}: warming caches (runtimes, sysroots, zig) ...", flush=True)
             bench.xrel(THREE)()
             bench.host()

@@ -12,8 +12,8 @@ work="$(mktemp -d -t xrel-demo-XXXXXX)"
 cp -r "$here/tests/fixtures/nif_make" "$here/tests/fixtures/elixir_make" "$work/"
 cd "$work/nif_make"
 
-echo "== xrel build --target $target   (project copied to $work/nif_make)"
-xrel build --target "$target"
+echo "== xrel build --target $target --tarball   (project copied to $work/nif_make)"
+xrel build --target "$target" --tarball
 echo
 echo "== xrel inspect"
 xrel inspect _build/xrel/nif_make-0.1.0-"$target".tar.gz | tail -n 4

@@ -31,7 +31,7 @@ def three_targets(tmp_path_factory):
     host = host_release(project)
     assert host.returncode == 0, host.stdout + host.stderr
     before = tree_digest(root, exclude=("nif_make/_build/xrel",))
-    result = xrel.build(project, LINUX)
+    result = xrel.build(project, LINUX, tarball=True)
     after = tree_digest(root, exclude=("nif_make/_build/xrel",))
     return project, result, before, after
 
@@ -101,7 +101,7 @@ def test_release_uses_target_otp_apps_and_relocatable_erl(three_targets):
 
 def test_pure_project_and_path_dependency_with_a_nif(tmp_path):
     root = copy_fixtures(tmp_path, "pure_app", "uses_dep", "nif_make")
-    pure = xrel.build(root / "pure_app", ["aarch64-linux-gnu"])
+    pure = xrel.build(root / "pure_app", ["aarch64-linux-gnu"], tarball=True)
     assert Path(pure.targets[0].tarball).name == "pure_app-1.2.0-otp25-aarch64-linux-gnu.tar.gz"
     # the project's own release config is honoured: vm.args template, overlays, a custom step
     rel = Path(pure.targets[0].release_dir)
@@ -181,7 +181,7 @@ def test_include_erts_false_is_honoured_and_said(tmp_path):
 def test_two_builds_of_one_project_at_once_both_succeed(tmp_path):
     root = copy_fixtures(tmp_path, "nif_make")
     project = root / "nif_make"
-    cmd = [*XREL, "-q", "build", str(project), "-t", "arm-linux-gnueabihf", "--json"]
+    cmd = [*XREL, "-q", "build", str(project), "-t", "arm-linux-gnueabihf", "--tarball", "--json"]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=900) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs

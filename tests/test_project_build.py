@@ -28,7 +28,7 @@ def project(tmp_path) -> Path:
 
 def test_xrel_toml_pins_the_build_and_the_lock_holds_it(project):
     (project / "xrel.toml").write_text('otp = "25"\nelixir = "1.14"\ntargets = ["armhf"]\n')
-    built = xrel(project, "build", "--json")
+    built = xrel(project, "build", "--tarball", "--json")
     assert built.returncode == 0, built.stderr
     result = json.loads(built.stdout)
     assert result["compiled_by"]["otp"].startswith("25.") and result["compiled_by"]["elixir"].startswith("1.14.")

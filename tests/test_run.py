@@ -32,7 +32,7 @@ def release_for(project: Path, target: str, otp: str = "25") -> Path:
     """Build (once per module) and return the release dir for target/otp."""
     key = (target, otp)
     if key not in _built:
-        result = xrel.build(project, [target], otp=otp, out=project.parent / f"out-{otp}")
+        result = xrel.build(project, [target], otp=otp, out=project.parent / f"out-{otp}", tarball=True)
         _built[key] = Path(result.targets[0].release_dir)
     return _built[key]
 

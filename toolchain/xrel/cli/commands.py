@@ -102,18 +102,18 @@ def doctor_cmd(project_dir: str, as_json: bool) -> None:
 @click.option("--locked", is_flag=True, help="Fail if xrel.lock would change (CI).")
 @click.option("--sysroot-package", "sysroot_packages", multiple=True,
               help="Debian -dev package for NIFs that link target libraries (e.g. libsqlite3-dev).")
-@click.option("--no-tarball", "no_tarball", is_flag=True,
-              help="Release dirs only, for the edit loop (`xrel run`/`smoke` take a dir; `xrel dist` always "
-                   "writes tarballs): the targets' tarballs are removed from the output dir.")
+@click.option("--tarball/--no-tarball", default=False,
+              help="Also write each target's tarball + .sha256 (as mix's :tar step; `xrel dist` always does). "
+                   "Without it: release dirs only, and the targets' tarballs leave the output dir.")
 @click.option("--json", "as_json", is_flag=True)
 def build_cmd(project_dir, targets, otp, elixir, source, release, out, mix_env, mix_target, offline, locked,
-              sysroot_packages, no_tarball, as_json) -> None:
+              sysroot_packages, tarball, as_json) -> None:
     """Cross-build the release of PROJECT_DIR for each target (options win over xrel.toml)."""
     from xrel.release.build import build
 
     result = build(project_dir, targets, otp=otp, elixir=elixir, source=source, release=release, out=out,
                    mix_env=mix_env, mix_target=mix_target, offline=offline, sysroot_packages=sysroot_packages,
-                   locked=locked, tarball=not no_tarball)
+                   locked=locked, tarball=tarball)
     if as_json:
         emit_json(result.to_dict())
         return

@@ -46,7 +46,7 @@ def build_command(build_args: dict, out: Path) -> list[str]:
     for option in ("otp", "source"):
         if build_args.get(option):
             cmd += [f"--{option}", build_args[option]]
-    return cmd + [f"--{flag}" for flag in ("locked", "offline") if build_args.get(flag)]
+    return cmd + [f"--{flag}" for flag in ("locked", "offline", "tarball") if build_args.get(flag)]
 
 
 def rebuild(build_args: dict, scratch: Path, epoch: int) -> BuildResult:

@@ -137,7 +137,7 @@ def make_dist(project_dir: str | Path = ".", targets: str | Sequence[str] = (), 
     key = signing_key()  # a broken key fails before anything builds
     epoch = tarball.source_date_epoch(project)
     build_args = {"project_dir": project, "targets": targets, "otp": otp, "source": source,
-                  "locked": locked, "offline": offline}
+                  "locked": locked, "offline": offline, "tarball": True}
     built = build(**build_args)
     root = Path(dist_dir).resolve() if dist_dir else project / "dist"
     root.mkdir(parents=True, exist_ok=True)

@@ -235,7 +235,7 @@ def assemble_release(build: TargetBuild, seed: derive.Seed | None = None) -> Rep
 
 
 def write_or_drop_tarball(build: TargetBuild) -> tuple[str | None, str | None]:
-    """The release's tarball and its sha256; with --no-tarball, (None, None) and the target's
+    """With --tarball, the release's tarball and its sha256; else (None, None) and the target's
     tarball files gone from the output dir (a stale tarball beside a newer release would mislead)."""
     version = assemble.release_version(build.release_dir)
     tarball = build.out / assemble.tarball_name(build.release, version, build.runtime.otp_major, build.target.id)
@@ -253,7 +253,7 @@ def write_or_drop_tarball(build: TargetBuild) -> tuple[str | None, str | None]:
 
 
 def package(build: TargetBuild, report: Report, started: float) -> TargetResult:
-    """The release's tarball (unless --no-tarball) and the target's result."""
+    """The release's tarball (with --tarball) and the target's result."""
     tarball, sha = write_or_drop_tarball(build)
     runtime = build.runtime
     return TargetResult(
@@ -267,14 +267,14 @@ def package(build: TargetBuild, report: Report, started: float) -> TargetResult:
 
 def up_to_date(build: TargetBuild, previous: TargetResult, inputs: str, started: float) -> TargetResult:
     """The last result again, the release untouched; its tarball written (or dropped) when the last
-    build made it otherwise than this one asks (--no-tarball then, not now, or the file is gone)."""
+    build made it otherwise than this one asks (--tarball then, not now, or the file is gone)."""
     note = "up to date: nothing changed since the last build"
     has_tarball = previous.tarball is not None and os.path.isfile(previous.tarball)
     if has_tarball != build.options.tarball:
         tarball, sha = write_or_drop_tarball(build)
         previous = replace(previous, tarball=tarball, sha256=sha)
         record.save(build, inputs, previous)
-        note += " (tarball written)" if tarball else " (tarball removed: --no-tarball)"
+        note += " (tarball written)" if tarball else " (tarball removed: no --tarball)"
     return replace(previous, seconds=round(time.monotonic() - started, 2), notes=[*build.notes[:1], note])
 
 
@@ -348,10 +348,11 @@ def build(project_dir: str | Path = ".", targets: str | Target | Sequence[str | 
           otp: str | None = None, elixir: str | None = None, source: str | None = None,
           release: str | None = None, out: str | Path | None = None, mix_env: str | None = None,
           mix_target: str | None = None, offline: bool = False, sysroot_packages: Sequence[str] = (),
-          locked: bool = False, tarball: bool = True) -> BuildResult:
+          locked: bool = False, tarball: bool = False) -> BuildResult:
     """Build a release of the project for each target (default: xrel.toml's); see BuildResult.
     Arguments given here win over xrel.toml. Every runtime is resolved before anything compiles.
-    `tarball=False`: release dirs only, for the edit loop (results' tarball and sha256 are None)."""
+    Release dirs only, as `mix release` without its :tar step (results' tarball and sha256 are None);
+    `tarball=True` also writes each target's reproducible tarball, the bytes `xrel dist` ships."""
     if isinstance(targets, (str, Target)):
         targets = [targets]
     project_dir = Path(project_dir)

@@ -53,7 +53,7 @@ def native_file(finding: Finding) -> BinaryInfo:
 class TargetResult:
     target: str
     release_dir: str
-    tarball: str | None  # None: built without one (--no-tarball)
+    tarball: str | None  # None: built without one (no --tarball)
     sha256: str | None
     otp_version: str
     erts_version: str

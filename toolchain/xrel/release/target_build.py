@@ -27,7 +27,7 @@ class BuildOptions:
     mix_target: str | None = None
     sysroot_packages: tuple[str, ...] = ()
     node_agent: NodeAgent | None = None  # [node] in xrel.toml: the agent every release carries
-    tarball: bool = True  # False: release dirs only (the edit loop); the target's tarball is removed
+    tarball: bool = False  # True: the target's tarball too (--tarball, `xrel dist`); else it is removed
 
 
 @dataclass(frozen=True)

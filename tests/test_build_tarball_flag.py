@@ -1,4 +1,5 @@
-"""`xrel build --no-tarball`: release dirs only (the edit loop), and tarballs again when asked."""
+"""`xrel build` writes release dirs only (the edit loop, as `mix release` without :tar); `--tarball`
+also writes each target's tarball, and a later build without it takes the tarball away again."""
 
 from __future__ import annotations
 
@@ -23,13 +24,13 @@ def cli_build(project: Path, out: Path, *flags: str) -> dict:
     return json.loads(proc.stdout)["targets"][0]
 
 
-def test_no_tarball_leaves_release_dirs_only_and_tarballs_come_back_when_asked(tmp_path):
+def test_tarballs_only_when_asked_and_never_stale(tmp_path):
     project = copy_fixtures(tmp_path, "pure_app") / "pure_app"
     out = tmp_path / "out"
-    tarball = Path(xrel.build(project, TARGET, out=out).targets[0].tarball)
+    tarball = Path(xrel.build(project, TARGET, out=out, tarball=True).targets[0].tarball)
     assert tarball.is_file() and len(list(out.glob("*.tar.gz*"))) == 5  # tarball, .sha256, .content, old names
 
-    dropped = cli_build(project, out, "--no-tarball")
+    dropped = cli_build(project, out)  # the default: no tarball
     assert dropped["tarball"] is None and dropped["sha256"] is None
     assert any("tarball removed" in n for n in dropped["notes"])  # the release itself was up to date
     assert list(out.glob("*.tar.gz*")) == []  # no stale tarball beside the release
@@ -38,14 +39,15 @@ def test_no_tarball_leaves_release_dirs_only_and_tarballs_come_back_when_asked(t
 
     source = project / "lib" / "pure_app.ex"
     source.write_text(source.read_text().rstrip()[:-3] + "  def edited, do: :yes\nend\n")
-    edited = cli_build(project, out, "--no-tarball")
+    edited = cli_build(project, out, "--no-tarball")  # (the explicit spelling)
     assert edited["tarball"] is None and not any("up to date" in n for n in edited["notes"])
     assert list(out.glob("*.tar.gz*")) == []
     beams = list(Path(edited["release_dir"]).glob("lib/pure_app-*/ebin/*.beam"))
     assert any(b"edited" in b.read_bytes() for b in beams)
 
-    again = xrel.build(project, TARGET, out=out).targets[0]  # nothing changed: only the tarball is written
-    assert any("tarball written" in n for n in again.notes)
-    assert again.tarball == str(tarball) and tarball.is_file()
-    assert hashlib.sha256(tarball.read_bytes()).hexdigest() == again.sha256
-    assert again.sha256 in Path(again.tarball + ".sha256").read_text()
+    again = cli_build(project, out, "--tarball")  # nothing changed: only the tarball is written
+    assert any("tarball written" in n for n in again["notes"])
+    assert again["tarball"] == str(tarball) and tarball.is_file()
+    assert hashlib.sha256(tarball.read_bytes()).hexdigest() == again["sha256"]
+    assert again["sha256"] in Path(again["tarball"] + ".sha256").read_text()
+    assert json.loads((out / "manifest.json").read_text())["artifacts"][0]["sha256"] == again["sha256"]
