@@ -22,6 +22,7 @@ from xrel.host import host_erlang
 from xrel.inspection.check import Report, inspect_tree
 from xrel.project.plan import Request, TargetPlan, activated, resolve
 from xrel.release import assemble, blame, compat, derive, precompiled, record, rust
+from xrel.release.compile_server import CompileServer
 from xrel.release.mix import Project, load_project, mix_env_vars, run_mix
 from xrel.release.native import BEAM_SOURCES, App, local_deps_env, own_env_compile_order, refuse_broken_targets
 from xrel.release.results import BuildResult, RuntimeInfo, TargetResult, native_file
@@ -182,9 +183,9 @@ def inspect_release(build: TargetBuild, release_dir: Path) -> Report:
     return report
 
 
-def compile_native(build: TargetBuild, seed: derive.Seed, native_inputs: str) -> None:
-    """An extra target's native outputs, compiled in its own tree (seeded from the first target's)
-    only when what they are made from changed since they were last compiled there."""
+def compile_native(build: TargetBuild, seed: derive.Seed, native_inputs: str, compiler: CompileServer) -> None:
+    """An extra target's native outputs, compiled in its own tree (seeded from the first target's) by
+    the build's compile VM, only when what they are made from changed since they were last compiled there."""
     if not derive.target_specific(build):
         return
     stamp = build.state_dir / "native-inputs"
@@ -194,7 +195,8 @@ def compile_native(build: TargetBuild, seed: derive.Seed, native_inputs: str) ->
     seed_tree(build, seed.build.workspace)
     with NATIVE_COMPILES:
         compile_own_env_deps(build)
-        run_mix(["compile"], build.workspace.project, build.env, build.log, f"compiling for {build.target}")
+        compiler.compile(build.project.name, build.workspace.project, build.env, build.log,
+                         f"compiling for {build.target}")
     stamp.write_text(native_inputs)
 
 
@@ -278,11 +280,12 @@ def up_to_date(build: TargetBuild, previous: TargetResult, inputs: str, started:
     return replace(previous, seconds=round(time.monotonic() - started, 2), notes=[*build.notes[:1], note])
 
 
-def make_release(build: TargetBuild, seed: derive.Seed | None, native_inputs: str) -> Report:
+def make_release(build: TargetBuild, seed: derive.Seed | None, native_inputs: str,
+                 compiler: CompileServer | None) -> Report:
     """The first target compiles and assembles with mix; the others compile only their native
-    outputs (when changed) and take the rest from the first's release."""
-    if seed is not None and DERIVE_EXTRA_TARGETS:
-        compile_native(build, seed, native_inputs)
+    outputs (when changed, in `compiler`) and take the rest from the first's release."""
+    if seed is not None and compiler is not None and DERIVE_EXTRA_TARGETS:
+        compile_native(build, seed, native_inputs, compiler)
         return assemble_release(build, seed)
     seed_tree(build, seed.build.workspace if seed else None)
     compile_own_env_deps(build)
@@ -290,9 +293,10 @@ def make_release(build: TargetBuild, seed: derive.Seed | None, native_inputs: st
 
 
 def build_target(project: Project, plan: TargetPlan, release: str, out: Path, options: BuildOptions,
-                 seed: derive.Seed | None, scans: dict | None = None) -> tuple[TargetResult, TargetBuild]:
-    """Build one target's release (from `seed`'s when given; `scans`: the build's source scans);
-    returns its result and build."""
+                 seed: derive.Seed | None, scans: dict | None = None,
+                 compiler: CompileServer | None = None) -> tuple[TargetResult, TargetBuild]:
+    """Build one target's release (from `seed`'s when given, its native outputs compiled in
+    `compiler`; `scans`: the build's source scans); returns its result and build."""
     started = time.monotonic()
     build = prepare(project, plan, release, out, options)
     # one build of a tree at a time (two xrel runs on one project wait for each other)
@@ -306,7 +310,7 @@ def build_target(project: Project, plan: TargetPlan, release: str, out: Path, op
             if previous is not None:
                 return up_to_date(build, previous, inputs, started), build
             record.forget(build)
-            report = make_release(build, seed, record.build_inputs(build, native_synced))
+            report = make_release(build, seed, record.build_inputs(build, native_synced), compiler)
         result = package(build, report, started)
         record.save(build, inputs, result)
         return result, build
@@ -323,9 +327,13 @@ def build_all(project: Project, targets: Sequence[TargetPlan], release: str, out
     if targets[1:]:
         from concurrent.futures import ThreadPoolExecutor  # (its import costs the 1-target edit loop ~9 ms)
 
-        with ThreadPoolExecutor(max_workers=PARALLEL_TARGETS) as pool:
-            results += [r for r, _ws in pool.map(lambda t: build_target(project, t, release, out, options, seed, scans),
-                                                  targets[1:])]
+        compiler = CompileServer()  # one mix VM compiles every extra target's native outputs
+        try:
+            with ThreadPoolExecutor(max_workers=PARALLEL_TARGETS) as pool:
+                results += [r for r, _ws in pool.map(
+                    lambda t: build_target(project, t, release, out, options, seed, scans, compiler), targets[1:])]
+        finally:
+            compiler.close()
     return results
 
 
