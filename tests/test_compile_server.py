@@ -18,7 +18,9 @@ pytestmark = pytest.mark.skipif(not shutil.which("elixir"), reason="needs Elixir
 MIX_EXS = """
 defmodule Probe.MixProject do
   use Mix.Project
-  def project, do: [app: :probe, version: "0.1.0", compilers: Mix.compilers() ++ [:probe]]
+  def project do
+    [app: :probe, version: "0.1.0", compilers: Mix.compilers() ++ [:probe], deps: [{:probe_dep, path: "probe_dep"}]]
+  end
 end
 
 defmodule Mix.Tasks.Compile.Probe do
@@ -35,10 +37,30 @@ end
 """
 
 
+DEP_MIX_EXS = """
+defmodule ProbeDep.MixProject do
+  use Mix.Project
+  def project, do: [app: :probe_dep, version: "0.1.0", compilers: Mix.compilers() ++ [:probe_dep]]
+end
+
+defmodule Mix.Tasks.Compile.ProbeDep do
+  use Mix.Task.Compiler
+
+  def run(_args) do
+    File.mkdir_p!(Mix.Project.app_path())
+    File.write!(Path.join(Mix.Project.app_path(), "probe.txt"), System.get_env("PROBE"))
+    :ok
+  end
+end
+"""
+
+
 def tree(root: Path, name: str) -> Path:
+    """A project with a path dependency, both with a compiler that writes what it saw."""
     path = root / name / "probe"
-    path.mkdir(parents=True)
+    (path / "probe_dep").mkdir(parents=True)
     (path / "mix.exs").write_text(MIX_EXS)
+    (path / "probe_dep" / "mix.exs").write_text(DEP_MIX_EXS)
     return path
 
 
@@ -57,6 +79,8 @@ def test_each_request_has_its_own_tree_and_exactly_its_own_environment(tmp_path)
     try:
         server.compile("probe", one, env(PROBE="arm", ONLY_FIRST="yes"), tmp_path / "one.log", "compiling for one")
         server.compile("probe", two, env(PROBE="arm64"), tmp_path / "two.log", "compiling for two")
+        # each tree's dependency compiled in that tree (Mix caches a project's deps by its module's name)
+        assert [(t / "_build/prod/lib/probe_dep/probe.txt").read_text() for t in (one, two)] == ["arm", "arm64"]
         pid = server.proc.pid
         with pytest.raises(BuildError) as failed:
             server.compile("probe", two, env(PROBE="fail"), tmp_path / "two.log", "compiling for two")

@@ -39,6 +39,9 @@ defmodule Xrel.CompileServer do
 
   defp compile(app, tree) do
     Mix.Task.clear()
+    # Mix caches a project's deps and paths by the project module's name, the same in every tree
+    # (internal API: cleared where it exists)
+    for cache <- [Mix.State, Mix.ProjectStack], function_exported?(cache, :clear_cache, 0), do: cache.clear_cache()
 
     Mix.Project.in_project(app, tree, fn _ ->
       Mix.Task.run("loadconfig")
