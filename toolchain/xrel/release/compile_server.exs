@@ -38,10 +38,9 @@ defmodule Xrel.CompileServer do
   end
 
   defp compile(app, tree) do
+    # every task may run again; what Mix caches of a project (its deps) is per in_project: each
+    # tree's deps compile in that tree (tested with Elixir 1.14 and 1.18)
     Mix.Task.clear()
-    # Mix caches a project's deps and paths by the project module's name, the same in every tree
-    # (internal API: cleared where it exists)
-    for cache <- [Mix.State, Mix.ProjectStack], function_exported?(cache, :clear_cache, 0), do: cache.clear_cache()
 
     Mix.Project.in_project(app, tree, fn _ ->
       Mix.Task.run("loadconfig")
