@@ -292,48 +292,60 @@ def make_release(build: TargetBuild, seed: derive.Seed | None, native_inputs: st
     return assemble_release(build)
 
 
-def build_target(project: Project, plan: TargetPlan, release: str, out: Path, options: BuildOptions,
-                 seed: derive.Seed | None, scans: dict | None = None,
-                 compiler: CompileServer | None = None) -> tuple[TargetResult, TargetBuild]:
-    """Build one target's release (from `seed`'s when given, its native outputs compiled in
-    `compiler`; `scans`: the build's source scans); returns its result and build."""
-    started = time.monotonic()
-    build = prepare(project, plan, release, out, options)
+def build_target(build: TargetBuild, started: float, seed: derive.Seed | None, scans: dict | None = None,
+                 compiler: CompileServer | None = None) -> TargetResult:
+    """Build one prepared target's release (from `seed`'s when given, its native outputs compiled in
+    `compiler`; `scans`: the build's source scans)."""
     # one build of a tree at a time (two xrel runs on one project wait for each other)
     with cache.locked("builds", build.workspace.key):
         build.log.parent.mkdir(parents=True, exist_ok=True)
         build.log.write_text("")
         with progress.step(f"{build.label} compile and assemble"):
-            synced, native_synced = sync_workspace(project, build.workspace, scans)
+            synced, native_synced = sync_workspace(build.project, build.workspace, scans)
             inputs = record.build_inputs(build, synced)
             previous = record.previous_result(build, inputs)
             if previous is not None:
-                return up_to_date(build, previous, inputs, started), build
+                return up_to_date(build, previous, inputs, started)
             record.forget(build)
             report = make_release(build, seed, record.build_inputs(build, native_synced), compiler)
         result = package(build, report, started)
         record.save(build, inputs, result)
-        return result, build
+        return result
+
+
+def compiles_first_time(build: TargetBuild) -> bool:
+    """Whether the target has native outputs never compiled in its tree (a new tree)."""
+    return bool(derive.target_specific(build)) and not (build.state_dir / "native-inputs").is_file()
+
+
+def build_extras(project: Project, targets: Sequence[TargetPlan], release: str, out: Path, options: BuildOptions,
+                 seed: derive.Seed, scans: dict) -> list[TargetResult]:
+    """The targets after the first, two at a time, from its release and tree; their native outputs
+    are compiled one target at a time in one mix VM."""
+    from concurrent.futures import ThreadPoolExecutor  # (its import costs the 1-target edit loop ~9 ms)
+
+    compiler = CompileServer()
+    try:
+        with ThreadPoolExecutor(max_workers=PARALLEL_TARGETS) as pool:
+            started = time.monotonic()
+            builds = list(pool.map(lambda t: prepare(project, t, release, out, options), targets))
+            if any(compiles_first_time(b) for b in builds):  # (else started when a compile needs it)
+                compiler.start(seed.build.env)  # it boots while the targets' trees are synced
+            return list(pool.map(lambda b: build_target(b, started, seed, scans, compiler), builds))
+    finally:
+        compiler.close()
 
 
 def build_all(project: Project, targets: Sequence[TargetPlan], release: str, out: Path,
               options: BuildOptions) -> list[TargetResult]:
-    """The first target compiles the BEAM code; the others start from its release and tree, two at a time."""
+    """The first target compiles the BEAM code; the others start from its release and tree."""
     forget_earlier_builds()
     scans: dict = {}  # every target syncs the same sources: each tree is scanned once
-    first, seed_build = build_target(project, targets[0], release, out, options, None, scans)
-    seed = derive.Seed(seed_build)
-    results = [first]
+    started = time.monotonic()
+    first = prepare(project, targets[0], release, out, options)
+    results = [build_target(first, started, None, scans)]
     if targets[1:]:
-        from concurrent.futures import ThreadPoolExecutor  # (its import costs the 1-target edit loop ~9 ms)
-
-        compiler = CompileServer()  # one mix VM compiles every extra target's native outputs
-        try:
-            with ThreadPoolExecutor(max_workers=PARALLEL_TARGETS) as pool:
-                results += [r for r, _ws in pool.map(
-                    lambda t: build_target(project, t, release, out, options, seed, scans, compiler), targets[1:])]
-        finally:
-            compiler.close()
+        results += build_extras(project, targets[1:], release, out, options, derive.Seed(first), scans)
     return results
 
 

@@ -36,18 +36,20 @@ class CompileServer:
         self.token = "xrel-compiled-" + os.urandom(8).hex()
         self.lock = threading.Lock()
 
-    def _start(self, env: dict[str, str]) -> subprocess.Popen:
-        require("elixir", ERLANG_HINT)
-        # MIX_ENV and MIX_TARGET are read once, at Mix's start: the same for every target of a build
-        return subprocess.Popen(["elixir", str(SCRIPT)], env={**env, "XREL_SERVER_TOKEN": self.token},
-                                cwd=str(SCRIPT.parent), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
+    def start(self, env: dict[str, str]) -> None:
+        """Start the VM now (it boots while the targets' trees are synced), unless it runs already.
+        MIX_ENV and MIX_TARGET are read once, at Mix's start: the same for every target of a build."""
+        with self.lock:
+            if self.proc is None:
+                require("elixir", ERLANG_HINT)
+                self.proc = subprocess.Popen(
+                    ["elixir", str(SCRIPT)], env={**env, "XREL_SERVER_TOKEN": self.token}, cwd=str(SCRIPT.parent),
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def compile(self, app: str, tree: Path, env: dict[str, str], log: Path, what: str) -> None:
         """`mix compile` of project `app` in `tree` with exactly `env`; BuildError (the log's tail) if it fails."""
+        self.start(env)
         with self.lock:
-            if self.proc is None:
-                self.proc = self._start(env)
             status = self._run(_request(app, tree, env), tree, log)
         if status != "0":
             tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL:]
