@@ -329,7 +329,7 @@ def build_extras(project: Project, targets: Sequence[TargetPlan], release: str, 
         with ThreadPoolExecutor(max_workers=PARALLEL_TARGETS) as pool:
             started = time.monotonic()
             builds = list(pool.map(lambda t: prepare(project, t, release, out, options), targets))
-            if any(compiles_first_time(b) for b in builds):  # (else started when a compile needs it)
+            if DERIVE_EXTRA_TARGETS and any(compiles_first_time(b) for b in builds):  # else: on first use
                 compiler.start(seed.build.env)  # it boots while the targets' trees are synced
             return list(pool.map(lambda b: build_target(b, started, seed, scans, compiler), builds))
     finally:
