@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,20 @@ def test_tarballs_only_when_asked_and_never_stale(tmp_path):
     assert hashlib.sha256(tarball.read_bytes()).hexdigest() == again["sha256"]
     assert again["sha256"] in Path(again["tarball"] + ".sha256").read_text()
     assert json.loads((out / "manifest.json").read_text())["artifacts"][0]["sha256"] == again["sha256"]
+
+
+def test_a_release_with_mix_tar_step_gets_xrels_tarball_and_not_mixs(tmp_path):
+    project = copy_fixtures(tmp_path, "pure_app") / "pure_app"
+    mix_exs = project / "mix.exs"
+    mix_exs.write_text(mix_exs.read_text().replace("stamp/1]", "stamp/1, :tar]"))
+    out = tmp_path / "out"
+    built = cli_build(project, out)  # no flag: the release asks mix for a tarball, so xrel writes its own
+    tarball = Path(built["tarball"])
+    assert tarball.is_file() and hashlib.sha256(tarball.read_bytes()).hexdigest() == built["sha256"]
+    release = Path(built["release_dir"])
+    assert (release / "STAMP").is_file()  # the user's other steps still run
+    # mix's own tar (with the build's secret COOKIE) is neither in the release dir nor in the tarball
+    assert not list(release.rglob("*.tar.gz"))
+    with tarfile.open(tarball) as tar:
+        assert not [n for n in tar.getnames() if n.endswith(".tar.gz")] and "releases/COOKIE" not in tar.getnames()
+    assert cli_build(project, out, "--no-tarball")["tarball"] is None and not tarball.exists()

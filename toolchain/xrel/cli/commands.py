@@ -102,9 +102,9 @@ def doctor_cmd(project_dir: str, as_json: bool) -> None:
 @click.option("--locked", is_flag=True, help="Fail if xrel.lock would change (CI).")
 @click.option("--sysroot-package", "sysroot_packages", multiple=True,
               help="Debian -dev package for NIFs that link target libraries (e.g. libsqlite3-dev).")
-@click.option("--tarball/--no-tarball", default=False,
-              help="Also write each target's tarball + .sha256 (as mix's :tar step; `xrel dist` always does). "
-                   "Without it: release dirs only, and the targets' tarballs leave the output dir.")
+@click.option("--tarball/--no-tarball", default=None,
+              help="Also write each target's tarball + .sha256 (`xrel dist` always does; default: when the "
+                   "release's mix steps include :tar). Without one: the targets' tarballs leave the output dir.")
 @click.option("--json", "as_json", is_flag=True)
 def build_cmd(project_dir, targets, otp, elixir, source, release, out, mix_env, mix_target, offline, locked,
               sysroot_packages, tarball, as_json) -> None:

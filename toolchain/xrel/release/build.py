@@ -101,8 +101,7 @@ def prepare(project: Project, plan: TargetPlan, release: str, out: Path, options
 
 
 def xrel_outputs(project_dir: Path) -> set[str]:
-    """xrel's own outputs inside the project (`xrel dist`'s dist/), never copied into a build tree:
-    they are not sources, and a new dist must not make the next build look changed."""
+    """xrel's own outputs in the project (dist/): not sources, never synced (a new dist is no change)."""
     dist = project_dir / "dist"
     ours = any(dist.glob("*/xrel-manifest.json")) or any(dist.glob(".*.partial*"))
     return {"dist"} if ours else set()
@@ -313,11 +312,6 @@ def build_target(build: TargetBuild, started: float, seed: derive.Seed | None, s
         return result
 
 
-def compiles_first_time(build: TargetBuild) -> bool:
-    """Whether the target has native outputs never compiled in its tree (a new tree)."""
-    return bool(derive.target_specific(build)) and not (build.state_dir / "native-inputs").is_file()
-
-
 def build_extras(project: Project, targets: Sequence[TargetPlan], release: str, out: Path, options: BuildOptions,
                  seed: derive.Seed, scans: dict) -> list[TargetResult]:
     """The targets after the first, two at a time, from its release and tree; their native outputs
@@ -329,8 +323,11 @@ def build_extras(project: Project, targets: Sequence[TargetPlan], release: str, 
         with ThreadPoolExecutor(max_workers=PARALLEL_TARGETS) as pool:
             started = time.monotonic()
             builds = list(pool.map(lambda t: prepare(project, t, release, out, options), targets))
-            if DERIVE_EXTRA_TARGETS and any(compiles_first_time(b) for b in builds):  # else: on first use
-                compiler.start(seed.build.env)  # it boots while the targets' trees are synced
+            # a target with native outputs never compiled in its tree (a new tree) will need the VM:
+            # it boots while the targets' trees are synced (else it starts on first use)
+            if DERIVE_EXTRA_TARGETS and any(derive.target_specific(b) and not (b.state_dir / "native-inputs")
+                                            .is_file() for b in builds):
+                compiler.start(seed.build.env)
             return list(pool.map(lambda b: build_target(b, started, seed, scans, compiler), builds))
     finally:
         compiler.close()
@@ -368,11 +365,12 @@ def build(project_dir: str | Path = ".", targets: str | Target | Sequence[str | 
           otp: str | None = None, elixir: str | None = None, source: str | None = None,
           release: str | None = None, out: str | Path | None = None, mix_env: str | None = None,
           mix_target: str | None = None, offline: bool = False, sysroot_packages: Sequence[str] = (),
-          locked: bool = False, tarball: bool = False) -> BuildResult:
+          locked: bool = False, tarball: bool | None = None) -> BuildResult:
     """Build a release of the project for each target (default: xrel.toml's); see BuildResult.
     Arguments given here win over xrel.toml. Every runtime is resolved before anything compiles.
-    Release dirs only, as `mix release` without its :tar step (results' tarball and sha256 are None);
-    `tarball=True` also writes each target's reproducible tarball, the bytes `xrel dist` ships."""
+    Release dirs, and each target's reproducible tarball (the bytes `xrel dist` ships) when the
+    release's mix steps include :tar, as `mix release` would, or `tarball=True`; `tarball=False`:
+    never (results' tarball and sha256 are None)."""
     if isinstance(targets, (str, Target)):
         targets = [targets]
     project_dir = Path(project_dir)
@@ -387,10 +385,11 @@ def build(project_dir: str | Path = ".", targets: str | Target | Sequence[str | 
         mix_env = mix_env or (config.mix_env if config else None) or "prod"
         project = load_project(project_dir, mix_env, mix_target)
         agent = node_agent(config, project, host)
+        name = project.release_name(release or (config.release if config else None))
+        tarball = name in project.info.get("tar_releases", []) if tarball is None else tarball  # mix's :tar
         options = BuildOptions(otp, source, offline, mix_target, tuple(sysroot_packages), agent, tarball)
         parsed = [t.target for t in plan.targets]
         refuse_broken_targets(project.apps, parsed)
-        name = project.release_name(release or (config.release if config else None))
         rust.check(project, parsed)
         out_dir = Path(out).resolve() if out else (config.out if config and config.out else
                                                     project.path / "_build" / "xrel")

@@ -156,7 +156,7 @@ def _cached_info(path: Path, mix_env: str, mix_target: str | None) -> dict | Non
     except (OSError, ValueError):
         return None
     info = saved.get("info", {})
-    if "deps_tree" not in info:  # written by an older xrel
+    if not {"deps_tree", "tar_releases"} <= info.keys():  # written by an older xrel
         return None
     same_host = saved.get("elixir") == info.get("elixir") and saved.get("mix") == shutil.which("mix")
     if same_host and saved.get("inputs") == _info_inputs(path, [d["path"] for d in info.get("deps", [])]):

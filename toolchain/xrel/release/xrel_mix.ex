@@ -91,8 +91,10 @@ defmodule Xrel.Release do
         opts
       end
 
+    # mix's :tar step would write its tarball (with the build's secret COOKIE) into the release dir:
+    # xrel writes its own reproducible tarball instead (by default for such a release)
     check = &check_apps/1
-    Keyword.update(opts, :steps, [check, :assemble], fn steps -> [check | steps] end)
+    Keyword.update(opts, :steps, [check, :assemble], fn steps -> [check | List.delete(steps, :tar)] end)
   end
 
   # Refuse OTP applications that mix would copy from the host's OTP.
@@ -154,6 +156,7 @@ defmodule Mix.Tasks.Xrel.Info do
       build_path: Mix.Project.build_path(),
       deps_path: Mix.Project.deps_path(),
       releases: Keyword.keys(Keyword.get(config, :releases, [])),
+      tar_releases: tar_releases(Keyword.get(config, :releases, [])),
       default_release: config[:default_release],
       compilers: Enum.map(config[:compilers] || Mix.compilers(), &to_string/1),
       elixir: System.version(),
@@ -166,6 +169,14 @@ defmodule Mix.Tasks.Xrel.Info do
     }
 
     File.write!(System.fetch_env!("XREL_INFO_OUT"), Xrel.Json.encode(info))
+  end
+
+  # The releases whose steps include mix's :tar (their options may be a function, as mix allows).
+  defp tar_releases(releases) do
+    for {name, opts} <- releases,
+        opts = if(is_function(opts, 0), do: opts.(), else: opts),
+        :tar in Keyword.get(opts, :steps, []),
+        do: name
   end
 
   # The deps in mix's compile order (each after the deps it needs), with their children: xrel
