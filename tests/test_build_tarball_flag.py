@@ -1,5 +1,5 @@
-"""`xrel build` writes release dirs only (the edit loop, as `mix release` without :tar); `--tarball`
-also writes each target's tarball, and a later build without it takes the tarball away again."""
+"""`xrel build` writes release dirs only (the edit loop), and a tarball when asked: `--tarball`, or a
+release whose mix steps include :tar; a later build without one takes the tarball away again."""
 
 from __future__ import annotations
 

@@ -187,7 +187,7 @@ def compile_native(build: TargetBuild, seed: derive.Seed, native_inputs: str, co
     the build's compile VM, only when what they are made from changed since they were last compiled there."""
     if not derive.target_specific(build):
         return
-    stamp = build.state_dir / "native-inputs"
+    stamp = build.native_stamp
     if stamp.is_file() and stamp.read_text() == native_inputs and build.lib_dir.is_dir():
         return
     stamp.unlink(missing_ok=True)
@@ -208,7 +208,7 @@ def lay_out(build: TargetBuild, staging: Path, seed: derive.Seed | None) -> None
         build.notes.append(f"its own mix release (not derived from {seed.build.target}'s): {why}")
         progress.status(f"{build.label} its own mix release: {why}")
         remove(staging)
-    (build.state_dir / "native-inputs").unlink(missing_ok=True)  # mix compiles the tree from now on
+    build.native_stamp.unlink(missing_ok=True)  # mix compiles the tree from now on
     run_mix(["release", build.release, "--overwrite", "--path", str(staging)], build.workspace.project,
             build.env, build.log, f"building the release for {build.target}")
 
@@ -325,8 +325,7 @@ def build_extras(project: Project, targets: Sequence[TargetPlan], release: str, 
             builds = list(pool.map(lambda t: prepare(project, t, release, out, options), targets))
             # a target with native outputs never compiled in its tree (a new tree) will need the VM:
             # it boots while the targets' trees are synced (else it starts on first use)
-            if DERIVE_EXTRA_TARGETS and any(derive.target_specific(b) and not (b.state_dir / "native-inputs")
-                                            .is_file() for b in builds):
+            if DERIVE_EXTRA_TARGETS and any(derive.target_specific(b) and not b.native_stamp.is_file() for b in builds):
                 compiler.start(seed.build.env)
             return list(pool.map(lambda b: build_target(b, started, seed, scans, compiler), builds))
     finally:

@@ -16,9 +16,8 @@ import subprocess
 import threading
 from pathlib import Path
 
-from xrel.errors import BuildError
 from xrel.host import ERLANG_HINT, require
-from xrel.release.mix import LOG_TAIL
+from xrel.release.mix import mix_failure
 
 SCRIPT = Path(__file__).with_name("compile_server.exs")
 
@@ -52,9 +51,7 @@ class CompileServer:
         with self.lock:
             status = self._run(_request(app, tree, env), tree, log)
         if status != "0":
-            tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL:]
-            why = "the compile VM exited" if status is None else "mix compile failed"
-            raise BuildError(f"{what} failed ({why}); last lines:\n  " + "\n  ".join(tail), f"full log: {log}")
+            raise mix_failure(what, "the compile VM exited" if status is None else "mix compile failed", log)
 
     def _run(self, request: bytes, tree: Path, log: Path) -> str | None:
         """Send one request; copy the VM's output to `log` up to the answer, and return its status."""

@@ -63,6 +63,12 @@ def mix_env_vars(project: Path, mix_env: str, extra: dict[str, str] | None = Non
     return env
 
 
+def mix_failure(what: str, why: str, log: Path) -> BuildError:
+    """The error of a failed mix run: what failed and why, with the tail of its log."""
+    tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL:]
+    return BuildError(f"{what} failed ({why}); last lines:\n  " + "\n  ".join(tail), f"full log: {log}")
+
+
 def run_mix(args: list[str], project: Path, env: dict[str, str], log: Path, what: str) -> None:
     """Run `mix <args>` in `project`; on failure raise BuildError with the log's tail."""
     require("mix", ERLANG_HINT)
@@ -73,9 +79,7 @@ def run_mix(args: list[str], project: Path, env: dict[str, str], log: Path, what
         proc = subprocess.run(["mix", *args], cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
-        tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL:]
-        raise BuildError(f"{what} failed (mix {args[0]} exit {proc.returncode}); last lines:\n  "
-                         + "\n  ".join(tail), f"full log: {log}")
+        raise mix_failure(what, f"mix {args[0]} exit {proc.returncode}", log)
 
 
 @dataclass

@@ -66,6 +66,11 @@ class TargetBuild:
         return self.state_dir / "last-build.json"
 
     @property
+    def native_stamp(self) -> Path:
+        """What the tree's native outputs were last compiled from (absent: never, or mix compiles them)."""
+        return self.state_dir / "native-inputs"
+
+    @property
     def release_info(self) -> Path:
         """Where xrel's mix wrapper writes what `mix release` did (XREL_RELEASE_INFO)."""
         return self.state_dir / "release-info.json"
