@@ -429,3 +429,19 @@ def test_the_wrapper_script_passes_the_prefix_maps(tmp_path):
     assert _maps(run.stdout.split()) == ["-ffile-prefix-map=/home/u/.cache/xrel=/xrel-cache",
                                          "-ffile-prefix-map=/z/lib=/zig-lib",
                                          "-ffile-prefix-map=/home/u/.cache/xrel/builds/k/root/app=."]
+
+
+def test_one_toolchain_for_every_spelling_of_the_interpreter(isolated_cache, tmp_path, monkeypatch):
+    """`xrel` (a venv's bin/python3) and `python -m xrel` (bin/python, a link to it) name one toolchain
+    dir, else every switch between them rebuilt the whole release (the C compiler looked new)."""
+    link = tmp_path / "bin" / "python"
+    link.parent.mkdir()
+    link.symlink_to(sys.executable)
+    monkeypatch.setattr(sys, "executable", str(link))
+    via_link = ZigToolchain("aarch64-linux-gnu")
+    linked_dir = via_link.directory
+    via_link.write()
+    monkeypatch.setattr(sys, "executable", os.path.realpath(sys.executable))
+    assert ZigToolchain("aarch64-linux-gnu").directory == linked_dir
+    wrapper = (linked_dir / "cc").read_text()
+    assert f"exec {os.path.realpath(link)} -S -E " in wrapper, wrapper

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import shlex
-import sys
 from pathlib import Path
 
 from xrel.storage import cache
@@ -20,7 +19,7 @@ from xrel.zig.ccconfig import CcConfig
 from xrel.zig.host_paths import HOST_ONLY_PREFIXES, host_path_map, sysroot_flags
 from xrel.zig.locate import find_zig
 from xrel.zig.otp_headers import OtpHeaders
-from xrel.zig.wrappers import cmake_toolchain, write_wrappers
+from xrel.zig.wrappers import cmake_toolchain, filter_python, write_wrappers
 
 __all__ = ["HOST_ONLY_PREFIXES", "OtpHeaders", "ZigToolchain", "render_env", "zig_toolchain"]
 
@@ -88,7 +87,7 @@ class ZigToolchain:
     @property
     def directory(self) -> Path:
         """Wrappers live in a dir named by target and a hash of their configuration."""
-        key = json.dumps([self.cc_config("cc")._asdict(), sys.executable], sort_keys=True)
+        key = json.dumps([self.cc_config("cc")._asdict(), filter_python()], sort_keys=True)
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         return cache.area("toolchains") / f"{self.target.id}-{digest}"
 

@@ -3,6 +3,7 @@ under their usual names, strip, and a CMake toolchain file."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -17,9 +18,15 @@ COMPILER_NAMES = {"cc": ("cc", "gcc", "clang"), "c++": ("c++", "g++", "clang++")
 BINUTILS = {"ar": "ar", "ranlib": "ranlib", "objcopy": "objcopy", "dlltool": "dlltool", "rc": "rc", "windres": "rc"}
 
 
+def filter_python() -> str:
+    """The interpreter the compiler wrappers run (the filter needs only its stdlib): this one, its
+    links resolved, so `xrel` and `python -m xrel` (python3 vs python in a venv) share one toolchain."""
+    return os.path.realpath(sys.executable)
+
+
 def write_wrappers(directory: Path, target: Target, zig: Path, configs: dict[str, CcConfig]) -> None:
     """The compiler wrappers (one config per mode: "cc", "c++"), binutils and strip; unchanged files are left alone."""
-    python = shlex.quote(sys.executable)
+    python = shlex.quote(filter_python())
     script = shlex.quote(str(Path(ccfilter.__file__).resolve()))
     for mode, config in configs.items():
         body = (
