@@ -109,6 +109,9 @@ def doctor_cmd(project_dir: str, as_json: bool) -> None:
 def build_cmd(project_dir, targets, otp, elixir, source, release, out, mix_env, mix_target, offline, locked,
               sysroot_packages, tarball, as_json) -> None:
     """Cross-build the release of PROJECT_DIR for each target (options win over xrel.toml)."""
+    from xrel.release import early_mix
+
+    early_mix.start(project_dir)  # mix's VM boots while the build below is imported and planned
     from xrel.release.build import build
 
     result = build(project_dir, targets, otp=otp, elixir=elixir, source=source, release=release, out=out,

@@ -21,7 +21,7 @@ from xrel import progress
 from xrel.host import host_erlang
 from xrel.inspection.check import Report, inspect_tree
 from xrel.project.plan import Request, TargetPlan, activated, resolve
-from xrel.release import assemble, blame, compat, derive, precompiled, record, rust
+from xrel.release import assemble, blame, compat, derive, early_mix, precompiled, record, rust
 from xrel.release.compile_server import CompileServer
 from xrel.release.mix import Project, load_project, mix_env_vars, run_mix
 from xrel.release.native import BEAM_SOURCES, App, local_deps_env, own_env_compile_order, refuse_broken_targets
@@ -210,7 +210,8 @@ def lay_out(build: TargetBuild, staging: Path, seed: derive.Seed | None) -> None
         remove(staging)
     build.native_stamp.unlink(missing_ok=True)  # mix compiles the tree from now on
     run_mix(["release", build.release, "--overwrite", "--path", str(staging)], build.workspace.project,
-            build.env, build.log, f"building the release for {build.target}")
+            build.env, build.log, f"building the release for {build.target}",
+            early_for=build.project.path if seed is None else None)  # the first target's: see early_mix
 
 
 def assemble_release(build: TargetBuild, seed: derive.Seed | None = None) -> Report:
@@ -373,27 +374,28 @@ def build(project_dir: str | Path = ".", targets: str | Target | Sequence[str | 
     if isinstance(targets, (str, Target)):
         targets = [targets]
     project_dir = Path(project_dir)
-    if otp:
-        parse_request(otp)  # a malformed --otp is a usage error before anything is fetched
-    plan = resolve(project_dir, Request(tuple(targets), otp, elixir, source, offline, locked))
-    config = plan.config
-    with activated(plan.host_tools):
-        host = host_erlang()
-        for target_plan in plan.targets:  # the OTP window, for every target before compiling any
-            compat.check_runtime(target_plan.runtime, host, target_plan.target)
-        mix_env = mix_env or (config.mix_env if config else None) or "prod"
-        project = load_project(project_dir, mix_env, mix_target)
-        agent = node_agent(config, project, host)
-        name = project.release_name(release or (config.release if config else None))
-        tarball = name in project.info.get("tar_releases", []) if tarball is None else tarball  # mix's :tar
-        options = BuildOptions(otp, source, offline, mix_target, tuple(sysroot_packages), agent, tarball)
-        parsed = [t.target for t in plan.targets]
-        refuse_broken_targets(project.apps, parsed)
-        rust.check(project, parsed)
-        out_dir = Path(out).resolve() if out else (config.out if config and config.out else
-                                                    project.path / "_build" / "xrel")
-        results = build_all(project, plan.targets, name, out_dir, options)  # (old releases deleted behind)
-        version = assemble.release_version(Path(results[0].release_dir))
-        manifest = write_manifest(out_dir, project, name, version, results)
-        return BuildResult(project.name, name, version, str(out_dir), str(manifest), results,
-                           compiled_by=plan.compiled_by())
+    with early_mix.booted(project_dir):  # (the CLI booted it before its imports)
+        if otp:
+            parse_request(otp)  # a malformed --otp is a usage error before anything is fetched
+        plan = resolve(project_dir, Request(tuple(targets), otp, elixir, source, offline, locked))
+        config = plan.config
+        with activated(plan.host_tools):
+            host = host_erlang()
+            for target_plan in plan.targets:  # the OTP window, for every target before compiling any
+                compat.check_runtime(target_plan.runtime, host, target_plan.target)
+            mix_env = mix_env or (config.mix_env if config else None) or "prod"
+            project = load_project(project_dir, mix_env, mix_target)
+            agent = node_agent(config, project, host)
+            name = project.release_name(release or (config.release if config else None))
+            tarball = name in project.info.get("tar_releases", []) if tarball is None else tarball  # mix's :tar
+            options = BuildOptions(otp, source, offline, mix_target, tuple(sysroot_packages), agent, tarball)
+            parsed = [t.target for t in plan.targets]
+            refuse_broken_targets(project.apps, parsed)
+            rust.check(project, parsed)
+            out_dir = Path(out).resolve() if out else (config.out if config and config.out else
+                                                        project.path / "_build" / "xrel")
+            results = build_all(project, plan.targets, name, out_dir, options)  # (old releases deleted behind)
+            version = assemble.release_version(Path(results[0].release_dir))
+            manifest = write_manifest(out_dir, project, name, version, results)
+            return BuildResult(project.name, name, version, str(out_dir), str(manifest), results,
+                               compiled_by=plan.compiled_by())

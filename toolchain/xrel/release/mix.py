@@ -14,6 +14,7 @@ from pathlib import Path
 
 from xrel.errors import BuildError, UsageError
 from xrel.host import ERLANG_HINT, host_erlang, require
+from xrel.release import early_mix
 from xrel.release.native import App, classify
 from xrel.storage import cache
 
@@ -69,17 +70,25 @@ def mix_failure(what: str, why: str, log: Path) -> BuildError:
     return BuildError(f"{what} failed ({why}); last lines:\n  " + "\n  ".join(tail), f"full log: {log}")
 
 
-def run_mix(args: list[str], project: Path, env: dict[str, str], log: Path, what: str) -> None:
-    """Run `mix <args>` in `project`; on failure raise BuildError with the log's tail."""
+def run_mix(args: list[str], project: Path, env: dict[str, str], log: Path, what: str,
+            early_for: Path | None = None) -> None:
+    """Run `mix <args>` in `project`; on failure raise BuildError with the log's tail. `early_for`:
+    the project dir whose early VM may run it (early_mix.py), and whose next build's will."""
     require("mix", ERLANG_HINT)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as out:
         out.write(f"\n$ mix {' '.join(args)}   (in {project})\n")
         out.flush()
-        proc = subprocess.run(["mix", *args], cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        raise mix_failure(what, f"mix {args[0]} exit {proc.returncode}", log)
+        early = early_mix.claim(args, project, env, log) if early_for is not None else None
+        if early is not None:
+            returncode = early.wait()
+        else:
+            returncode = subprocess.run(["mix", *args], cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL).returncode
+    if early_for is not None:
+        early_mix.remember(early_for, project, env, log)
+    if returncode != 0:
+        raise mix_failure(what, f"mix {args[0]} exit {returncode}", log)
 
 
 @dataclass

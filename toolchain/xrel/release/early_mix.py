@@ -1,0 +1,150 @@
+"""The first target's `mix release`, its VM booted before xrel knows it will run it.
+
+In the edit loop, xrel's own work before `mix release` (Python's start and imports, the plan, the
+project's shape, the tree's sync: ~0.2 s) and the boot of mix's VM (Erlang, Elixir, Mix: ~0.3 s)
+came one after the other. So a build first starts a VM with exactly what the last build of this
+project ran `mix release` with (its environment, directory and log, remembered in the cache), which
+boots and waits (early_mix.exs). If the build's `mix release` is started with the very same
+environment, directory and log, that VM runs it (the log says so); otherwise, or when nothing needs
+building, it is told to stop. The release is mix's either way: only its VM was booted sooner.
+XREL_EARLY_MIX=0 turns it off.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from xrel.storage import cache
+from xrel.storage.files import atomic_write
+
+BOOT = Path(__file__).with_name("early_mix.exs")
+ENABLED = True  # False (or XREL_EARLY_MIX=0): every mix run boots its own VM, as before
+
+
+@dataclass
+class Spec:
+    """What a mix run is started with; the early VM serves a run only when they are equal."""
+
+    cwd: str
+    env: dict[str, str]
+    log: str
+
+    def mix(self) -> str | None:
+        return shutil.which("mix", path=self.env.get("PATH"))
+
+
+@dataclass
+class EarlyVM:
+    proc: subprocess.Popen
+    spec: Spec
+
+
+_started: dict[str, EarlyVM] = {}  # project dir -> its waiting VM
+_base_env: dict[str, dict[str, str]] = {}  # project dir -> the environment its build started in
+_lock = threading.Lock()
+
+
+def _hint(project_dir: str) -> Path:
+    return cache.area("builds") / "early-mix" / (hashlib.sha256(project_dir.encode()).hexdigest()[:16] + ".json")
+
+
+def _key(project_dir: str | Path) -> str:
+    return str(Path(project_dir).resolve())
+
+
+def start(project_dir: str | Path) -> None:
+    """Boot the VM the last `mix release` of this project would have (nothing when there was none)."""
+    key = _key(project_dir)
+    with _lock:
+        if key in _started or not ENABLED or os.environ.get("XREL_EARLY_MIX") == "0":
+            return
+        _base_env[key] = base = dict(os.environ)
+        try:
+            hint = json.loads(_hint(key).read_text())
+            env = {k: v for k, v in base.items() if k not in hint["removed"]} | hint["added"]
+            spec = Spec(hint["cwd"], env, hint["log"])
+            elixir = shutil.which("elixir", path=env.get("PATH"))
+            if not (elixir and spec.mix() and os.path.isdir(spec.cwd) and os.path.isdir(Path(spec.log).parent)):
+                return
+            with open(spec.log, "ab") as log:
+                proc = subprocess.Popen([elixir, str(BOOT)], cwd=spec.cwd, env=env, stdin=subprocess.PIPE,
+                                        stdout=log, stderr=subprocess.STDOUT)
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        _started[key] = EarlyVM(proc, spec)
+
+
+def claim(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen | None:
+    """The waiting VM running `mix <args>`, if one was started with exactly this run's directory,
+    environment and log; else None (start a VM as usual)."""
+    spec = Spec(str(cwd), dict(env), str(log))
+    with _lock:
+        for key, early in list(_started.items()):
+            if early.spec != spec:
+                continue
+            del _started[key]
+            mix = spec.mix()
+            if early.proc.poll() is not None or mix is None:
+                return None
+            line = " ".join(base64.b64encode(a.encode()).decode() for a in (mix, *args)) + "\n"
+            try:
+                early.proc.stdin.write(line.encode())
+                early.proc.stdin.close()
+            except OSError:  # it died meanwhile
+                _stop(early)
+                return None
+            return early.proc
+    return None
+
+
+def remember(project_dir: str | Path, cwd: Path, env: dict[str, str], log: Path) -> None:
+    """What this project's `mix release` was started with, for the next build's early VM: the
+    environment as changes to the one the build started in (xrel's own variables: no user secrets)."""
+    key = _key(project_dir)
+    base = _base_env.get(key, dict(os.environ))
+    hint = {"cwd": str(cwd), "log": str(log), "added": {k: v for k, v in env.items() if base.get(k) != v},
+            "removed": sorted(k for k in base if k not in env)}
+    text = json.dumps(hint, sort_keys=True)
+    path = _hint(key)
+    try:
+        if not path.is_file() or path.read_text() != text:
+            atomic_write(path, text)
+    except OSError:
+        pass  # a later build boots its VM as usual
+
+
+@contextlib.contextmanager
+def booted(project_dir: str | Path) -> Iterator[None]:
+    """A build of the project: its early VM started (unless it was), stopped at the end if unused."""
+    start(project_dir)
+    try:
+        yield
+    finally:
+        stop(project_dir)
+
+
+def stop(project_dir: str | Path) -> None:
+    """The build is over: an early VM it did not use stops (end of its input)."""
+    key = _key(project_dir)
+    with _lock:
+        early = _started.pop(key, None)
+        _base_env.pop(key, None)
+    if early is not None:
+        _stop(early)
+
+
+def _stop(early: EarlyVM) -> None:
+    with contextlib.suppress(OSError):
+        early.proc.stdin.close()
+    # reaped in the background: it halts at once, or when its boot is done (up to ~0.4 s)
+    threading.Thread(target=early.proc.wait, daemon=True).start()
