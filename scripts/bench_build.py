@@ -15,9 +15,10 @@ and of a clean 3-target `xrel build` (goal: xrel <= 2x host).
 
 `xrel build` writes release dirs only (as `mix release` without its :tar step); --tarball times
 `xrel build --tarball` (each target's tarball too, the bytes `xrel dist` ships) instead.
+--no-early-mix times xrel with XREL_EARLY_MIX=0 (each mix run boots its VM when it starts).
 
 Usage: python scripts/bench_build.py [--runs 3] [--project big|small|both] [--case edit|clean|both] [--memory]
-                                     [--tarball]
+                                     [--tarball] [--no-early-mix]
 """
 
 from __future__ import annotations
@@ -194,7 +195,11 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--modules", type=int, default=300)
     parser.add_argument("--tarball", action="store_true", help="time `xrel build --tarball` (tarballs too)")
+    parser.add_argument("--no-early-mix", action="store_true",
+                        help="XREL_EARLY_MIX=0: every mix run boots its own VM (what the early VM saves)")
     args = parser.parse_args()
+    if args.no_early_mix:
+        XREL_ENV["XREL_EARLY_MIX"] = "0"
     progress.set_quiet(True)
     compileall.compile_dir(Path(xrel.__file__).parent, quiet=1)  # as pip does when it installs xrel
     work = Path(tempfile.mkdtemp(prefix="xrel-bench-"))
@@ -206,7 +211,8 @@ def main() -> None:
             bench.xrel(THREE)()
             bench.host()
             for case in ("edit", "clean") if args.case == "both" else (args.case,):
-                report(name, case, rounds(bench, case, args.runs), bench.flags)
+                report(name, case, rounds(bench, case, args.runs),
+                       bench.flags + (("XREL_EARLY_MIX=0",) if args.no_early_mix else ()))
             if args.memory and name == "big":
                 memory(bench)
     finally:
