@@ -97,6 +97,16 @@ def test_an_unused_early_vm_stops(probe):
     assert waiting.wait(timeout=30) == 0
 
 
+def test_an_early_vm_that_died_meanwhile_leaves_the_run_to_a_new_vm(probe):
+    run(probe, "a")
+    early_mix.start(probe)
+    waiting = early_mix._started[str(probe.resolve())].proc
+    waiting.kill()
+    waiting.wait(timeout=30)
+    seen = run(probe, "a")
+    assert seen["early_pid"] is None and seen["probe"] == "a"
+
+
 def test_a_failure_in_the_early_vm_is_the_runs_build_error(probe):
     with pytest.raises(BuildError, match=r"probing failed \(mix probe exit 1\)"):
         run(probe, "fail")  # a VM booted as usual; its setup is remembered
