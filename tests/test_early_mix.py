@@ -8,6 +8,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,6 +127,34 @@ def test_the_remembered_setup_holds_xrels_variables_not_the_users(probe, monkeyp
     assert len(hints) == 1
     text = hints[0].read_text()
     assert '"PROBE": "a"' in text and "s3cret-value" not in text and "USER_SECRET" not in text
+
+
+def test_a_command_line_that_built_a_project_starts_its_vm_at_its_next_run(probe, tmp_path, monkeypatch):
+    """start_for_command: the project dir is looked up by the exact command line and directory of
+    the last build (nothing is parsed before the CLI is imported)."""
+    monkeypatch.setattr(early_mix, "_command", None)
+    monkeypatch.chdir(tmp_path)
+    argv = ["-q", "build", "-t", TARGET, str(probe)]
+    early_mix.start_for_command(argv)  # never ran: nothing started
+    assert run(probe, "a")["early_pid"] is None  # (which remembers the command's project)
+    early_mix.stop(probe)
+    early_mix.start_for_command(argv)
+    assert run(probe, "a")["early_pid"] is not None
+    early_mix.stop(probe)
+    for other_dir, other_argv in ((probe, argv), (tmp_path, [*argv[:-1], "--offline", str(probe)])):
+        monkeypatch.chdir(other_dir)
+        early_mix.start_for_command(other_argv)
+        assert str(probe.resolve()) not in early_mix._started, (other_dir, other_argv)
+
+
+def test_the_xrel_command_starts_the_vm_before_importing_its_cli():
+    """The entry point imports early_mix before the CLI (click and the commands: ~0.05 s)."""
+    probe = ("import runpy, sys; sys.argv = ['xrel', 'build', '--help']\n"
+             "try:\n    runpy.run_module('xrel', run_name='__main__', alter_sys=True)\n"
+             "except SystemExit:\n    pass\n"
+             "mods = list(sys.modules); print(mods.index('xrel.release.early_mix') < mods.index('xrel.cli'))")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip().splitlines()[-1] == "True", proc.stdout + proc.stderr
 
 
 def test_xrel_early_mix_0_turns_it_off(probe, monkeypatch):

@@ -1,3 +1,3 @@
-from xrel.cli.app import main
+from xrel.launch import main
 
-main(prog_name="xrel")
+main()

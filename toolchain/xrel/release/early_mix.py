@@ -52,6 +52,7 @@ class EarlyVM:
 _started: dict[str, EarlyVM] = {}  # project dir -> its waiting VM
 _base_env: dict[str, dict[str, str]] = {}  # project dir -> the environment its build started in
 _lock = threading.Lock()
+_command: Path | None = None  # where the `xrel` command line that started this process names its project
 
 
 def _hint(project_dir: str) -> Path:
@@ -107,15 +108,37 @@ def claim(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> subproc
     return None
 
 
+def start_for_command(argv: list[str]) -> None:
+    """At the `xrel` command's start, before its command line is parsed: the early VM of the project
+    this very command line, in this directory, built last time (nothing for any other)."""
+    global _command
+    _command = _command_hint(argv)
+    try:
+        project_dir = _command.read_text()
+    except OSError:
+        return
+    start(project_dir)
+
+
+def _command_hint(argv: list[str]) -> Path:
+    text = "\0".join([os.getcwd(), *argv])
+    return cache.area("builds") / "early-mix" / (hashlib.sha256(text.encode()).hexdigest()[:16] + ".command")
+
+
 def remember(project_dir: str | Path, cwd: Path, env: dict[str, str], log: Path) -> None:
     """What this project's `mix release` was started with, for the next build's early VM: the
-    environment as changes to the one the build started in (xrel's own variables: no user secrets)."""
+    environment as changes to the one the build started in (xrel's own variables: no user secrets),
+    and the project the command line that started this build named."""
     key = _key(project_dir)
+    if _command is not None:
+        _write_if_changed(_command, key)
     base = _base_env.get(key, dict(os.environ))
     hint = {"cwd": str(cwd), "log": str(log), "added": {k: v for k, v in env.items() if base.get(k) != v},
             "removed": sorted(k for k in base if k not in env)}
-    text = json.dumps(hint, sort_keys=True)
-    path = _hint(key)
+    _write_if_changed(_hint(key), json.dumps(hint, sort_keys=True))
+
+
+def _write_if_changed(path: Path, text: str) -> None:
     try:
         if not path.is_file() or path.read_text() != text:
             atomic_write(path, text)
