@@ -35,6 +35,7 @@ defmodule Mix.Tasks.Probe do
 
   def run(args) do
     if System.get_env("PROBE") == "fail", do: Mix.raise("the probe refused")
+    if args == ["sleep"], do: Process.sleep(120_000)
     seen = %{pid: System.pid(), probe: System.get_env("PROBE"), cwd: File.cwd!(), args: args}
     File.write!("seen.json", ~s({"pid": "#{seen.pid}", "probe": "#{seen.probe}", "cwd": "#{seen.cwd}", ) <>
                              ~s("args": "#{Enum.join(args, " ")}"}))
@@ -107,6 +108,26 @@ def test_an_early_vm_that_died_meanwhile_leaves_the_run_to_a_new_vm(probe):
     waiting.wait(timeout=30)
     seen = run(probe, "a")
     assert seen["early_pid"] is None and seen["probe"] == "a"
+
+
+def test_an_interrupted_run_kills_the_early_vm(probe, monkeypatch):
+    """Ctrl-C or SIGTERM while the early VM runs mix (here: its wait interrupted once) kills it, as
+    subprocess.run kills a mix it started, so no release is written on after xrel has gone."""
+    run(probe, "a")
+    early_mix.start(probe)
+    vm = early_mix._started[str(probe.resolve())].proc
+    real_wait, interrupted = subprocess.Popen.wait, []
+
+    def wait_interrupted_once(self, timeout=None):
+        if self is vm and not interrupted:
+            interrupted.append(True)
+            raise KeyboardInterrupt
+        return real_wait(self, timeout)
+
+    monkeypatch.setattr(subprocess.Popen, "wait", wait_interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        run(probe, "a", "sleep")  # the task would sleep two minutes
+    assert interrupted and vm.poll() == -9
 
 
 def test_a_failure_in_the_early_vm_is_the_runs_build_error(probe):

@@ -81,7 +81,12 @@ def run_mix(args: list[str], project: Path, env: dict[str, str], log: Path, what
         out.flush()
         early = early_mix.claim(args, project, env, log) if early_for is not None else None
         if early is not None:
-            returncode = early.wait()
+            try:
+                returncode = early.wait()
+            except BaseException:  # interrupted (Ctrl-C, SIGTERM): killed, as subprocess.run does
+                early.kill()
+                early.wait()
+                raise
         else:
             returncode = subprocess.run(["mix", *args], cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL).returncode
