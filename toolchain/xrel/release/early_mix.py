@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xrel.storage import cache
-from xrel.storage.files import atomic_write
+from xrel.storage.files import write_if_changed
 
 BOOT = Path(__file__).with_name("early_mix.exs")
 ENABLED = True  # False (or XREL_EARLY_MIX=0): every mix run boots its own VM, as before
@@ -55,8 +55,9 @@ _lock = threading.Lock()
 _command: Path | None = None  # where the `xrel` command line that started this process names its project
 
 
-def _hint(project_dir: str) -> Path:
-    return cache.area("builds") / "early-mix" / (hashlib.sha256(project_dir.encode()).hexdigest()[:16] + ".json")
+def _hint(name: str, suffix: str = ".json") -> Path:
+    """The file remembering `name` (a project dir: its setup; a command line: its project)."""
+    return cache.area("builds") / "early-mix" / (hashlib.sha256(name.encode()).hexdigest()[:16] + suffix)
 
 
 def _key(project_dir: str | Path) -> str:
@@ -121,8 +122,7 @@ def start_for_command(argv: list[str]) -> None:
 
 
 def _command_hint(argv: list[str]) -> Path:
-    text = "\0".join([os.getcwd(), *argv])
-    return cache.area("builds") / "early-mix" / (hashlib.sha256(text.encode()).hexdigest()[:16] + ".command")
+    return _hint("\0".join([os.getcwd(), *argv]), ".command")
 
 
 def remember(project_dir: str | Path, cwd: Path, env: dict[str, str], log: Path) -> None:
@@ -139,11 +139,8 @@ def remember(project_dir: str | Path, cwd: Path, env: dict[str, str], log: Path)
 
 
 def _write_if_changed(path: Path, text: str) -> None:
-    try:
-        if not path.is_file() or path.read_text() != text:
-            atomic_write(path, text)
-    except OSError:
-        pass  # a later build boots its VM as usual
+    with contextlib.suppress(OSError):  # unwritten: a later build boots its VM as usual
+        write_if_changed(path, text)
 
 
 @contextlib.contextmanager
