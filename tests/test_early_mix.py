@@ -68,6 +68,11 @@ def run(project: Path, probe_value: str, *args: str) -> dict:
     return seen
 
 
+def waiting_vm(project: Path):
+    """The early VM started for `project` and not yet used."""
+    return early_mix._started[str(project.resolve())].proc
+
+
 def test_the_next_run_with_the_same_setup_takes_the_vm_booted_early(probe):
     early_mix.start(probe)  # nothing remembered yet: nothing booted
     first = run(probe, "a", "x")
@@ -83,7 +88,7 @@ def test_the_next_run_with_the_same_setup_takes_the_vm_booted_early(probe):
 def test_a_changed_environment_boots_mix_as_usual_and_the_early_vm_stops(probe):
     run(probe, "a")
     early_mix.start(probe)
-    waiting = early_mix._started[str(probe.resolve())].proc
+    waiting = waiting_vm(probe)
     seen = run(probe, "b")  # PROBE changed: not the environment the early VM was booted with
     assert seen["early_pid"] is None and seen["probe"] == "b"
     early_mix.stop(probe)
@@ -95,7 +100,7 @@ def test_a_changed_environment_boots_mix_as_usual_and_the_early_vm_stops(probe):
 def test_an_unused_early_vm_stops(probe):
     run(probe, "a")
     early_mix.start(probe)
-    waiting = early_mix._started[str(probe.resolve())].proc
+    waiting = waiting_vm(probe)
     early_mix.stop(probe)
     assert waiting.wait(timeout=30) == 0
 
@@ -103,7 +108,7 @@ def test_an_unused_early_vm_stops(probe):
 def test_an_early_vm_that_died_meanwhile_leaves_the_run_to_a_new_vm(probe):
     run(probe, "a")
     early_mix.start(probe)
-    waiting = early_mix._started[str(probe.resolve())].proc
+    waiting = waiting_vm(probe)
     waiting.kill()
     waiting.wait(timeout=30)
     seen = run(probe, "a")
@@ -115,7 +120,7 @@ def test_an_interrupted_run_kills_the_early_vm(probe, monkeypatch):
     subprocess.run kills a mix it started, so no release is written on after xrel has gone."""
     run(probe, "a")
     early_mix.start(probe)
-    vm = early_mix._started[str(probe.resolve())].proc
+    vm = waiting_vm(probe)
     real_wait, interrupted = subprocess.Popen.wait, []
 
     def wait_interrupted_once(self, timeout=None):
