@@ -15,10 +15,13 @@ and of a clean 3-target `xrel build` (goal: xrel <= 2x host).
 
 `xrel build` writes release dirs only (as `mix release` without its :tar step); --tarball times
 `xrel build --tarball` (each target's tarball too, the bytes `xrel dist` ships) instead.
---no-early-mix times xrel with XREL_EARLY_MIX=0 (each mix run boots its VM when it starts).
+xrel runs as from a terminal: the mix VM of the first target's next release is kept between builds
+(XREL_KEEP_MIX=600); each round waits until that VM is ready, so no run shares the machine with its
+boot. --no-keep-mix times xrel with XREL_KEEP_MIX=0 (each build boots its early VM), --no-early-mix
+with XREL_EARLY_MIX=0 (each mix run boots its VM when it starts).
 
 Usage: python scripts/bench_build.py [--runs 3] [--project big|small|both] [--case edit|clean|both] [--memory]
-                                     [--tarball] [--no-early-mix]
+                                     [--tarball] [--no-keep-mix] [--no-early-mix]
 """
 
 from __future__ import annotations
@@ -41,12 +44,13 @@ sys.path.insert(0, str(HERE / "tests"))
 import xrel  # noqa: E402  (the xrel the commands run: this interpreter's)
 from helpers import copy_fixtures, host_release  # noqa: E402
 from xrel import progress  # noqa: E402
+from xrel.release import early_mix  # noqa: E402
 from xrel.storage import cache  # noqa: E402
 
 ONE = ["arm-linux-gnueabihf"]
 THREE = ["arm-linux-gnueabihf", "aarch64-linux-gnu", "x86_64-linux-gnu"]
 # as installed for a user: byte-compiled modules allowed (compileall runs first)
-XREL_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+XREL_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"XREL_KEEP_MIX": "600"}
 GOALS = {("big", "edit"): (1.25, 0.15), ("big", "clean"): (1.1, 0.05), ("small", "edit"): (1.5, 0.15),
          ("small", "clean"): (1.1, 0.05)}
 
@@ -83,17 +87,26 @@ class Bench:
                 f"--out={self.out}", *self.flags, str(self.project)]
         return lambda: subprocess.run(args, check=True, env=XREL_ENV, stdout=subprocess.DEVNULL)
 
+    def settle(self) -> None:
+        """Wait until the VM kept for xrel's next build has booted (it boots once xrel has exited)."""
+        socket, deadline = early_mix.kept_socket(self.project), time.monotonic() + 10
+        while XREL_ENV["XREL_KEEP_MIX"] != "0" and socket and not socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
     def edit(self) -> None:
         """A real change to one module: a new function (a comment would leave the same beam)."""
+        self.settle()
         self.edits += 1
         text = self.source.read_text().rstrip()
         assert text.endswith("end")
         self.source.write_text(text[:-3] + f"  def bench_edit_{self.edits}, do: {self.edits}\nend\n")
 
     def clean_host(self) -> None:
+        self.settle()
         shutil.rmtree(self.project / "_build", ignore_errors=True)
 
     def clean_xrel(self) -> None:
+        self.settle()
         for entry in (cache.cache_root() / "builds").glob(f"{self.project.name}-*"):
             shutil.rmtree(entry)
         shutil.rmtree(self.out, ignore_errors=True)
@@ -180,7 +193,8 @@ def memory(bench: Bench) -> None:
     host = peak_tree_memory(["mix", "release", "--overwrite"], bench.project, env)
     bench.clean_xrel()
     ours = peak_tree_memory([sys.executable, "-m", "xrel", "-q", "build", *(f"--target={t}" for t in THREE),
-                             f"--out={bench.out}", str(bench.project)], bench.project, XREL_ENV)
+                             f"--out={bench.out}", str(bench.project)], bench.project,
+                            XREL_ENV | {"XREL_KEEP_MIX": "0"})  # (a kept VM boots after the build)
     for i, kind in enumerate(("RSS", "PSS")):
         print(f"memory, clean build, peak summed {kind} of the process tree: host mix release "
               f"{host[i] / 2**20:.0f} MiB, xrel build 3 targets {ours[i] / 2**20:.0f} MiB = {ours[i] / host[i]:.2f}x "
@@ -195,11 +209,16 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--modules", type=int, default=300)
     parser.add_argument("--tarball", action="store_true", help="time `xrel build --tarball` (tarballs too)")
+    parser.add_argument("--no-keep-mix", action="store_true",
+                        help="XREL_KEEP_MIX=0: no mix VM kept between builds (what keeping it saves)")
     parser.add_argument("--no-early-mix", action="store_true",
                         help="XREL_EARLY_MIX=0: every mix run boots its own VM (what the early VM saves)")
     args = parser.parse_args()
     if args.no_early_mix:
         XREL_ENV["XREL_EARLY_MIX"] = "0"
+    if args.no_keep_mix or args.no_early_mix:
+        XREL_ENV["XREL_KEEP_MIX"] = "0"
+    modes = tuple(f"{k}={XREL_ENV[k]}" for k in ("XREL_KEEP_MIX", "XREL_EARLY_MIX") if XREL_ENV.get(k) == "0")
     progress.set_quiet(True)
     compileall.compile_dir(Path(xrel.__file__).parent, quiet=1)  # as pip does when it installs xrel
     work = Path(tempfile.mkdtemp(prefix="xrel-bench-"))
@@ -211,10 +230,11 @@ def main() -> None:
             bench.xrel(THREE)()
             bench.host()
             for case in ("edit", "clean") if args.case == "both" else (args.case,):
-                report(name, case, rounds(bench, case, args.runs),
-                       bench.flags + (("XREL_EARLY_MIX=0",) if args.no_early_mix else ()))
+                report(name, case, rounds(bench, case, args.runs), bench.flags + modes)
             if args.memory and name == "big":
                 memory(bench)
+            bench.settle()
+            early_mix.dismiss(bench.project)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -18,6 +18,9 @@ pytest_plugins = ["runtime_fixtures"]
 # One cache for the whole session, unless the developer points XREL_TEST_CACHE at a lasting one.
 _SESSION_CACHE = os.environ.get("XREL_TEST_CACHE") or tempfile.mkdtemp(prefix="xrel-test-cache-")
 os.environ["XREL_CACHE_DIR"] = _SESSION_CACHE
+# no mix VM kept between builds (from a terminal each build would leave one for 10 minutes);
+# test_early_mix.py turns it on where it tests it
+os.environ["XREL_KEEP_MIX"] = "0"
 
 
 def pytest_collection_finish(session):

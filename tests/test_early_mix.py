@@ -1,6 +1,7 @@
-"""The VM booted early for a build's first `mix release` (early_mix.py): it runs the next run only
-when that run has exactly the remembered directory, environment and log; anything else boots mix as
-usual and the early VM stops. Real elixir VMs and a real mix project whose task reports what it saw."""
+"""The VM booted early for a build's first `mix release` (early_mix.py), and the one kept between
+builds (kept_mix.py): either runs the next run only when that run has exactly the remembered
+directory, environment and log; anything else boots mix as usual and the waiting VM stops. Real
+elixir VMs and a real mix project whose task reports what it saw."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ import pytest
 import xrel
 from helpers import copy_fixtures
 from xrel.errors import BuildError
-from xrel.release import early_mix
+from xrel.release import early_mix, kept_mix
 from xrel.release.mix import run_mix
 from xrel.release.workspace import project_key
 from xrel.storage import cache
@@ -34,7 +37,7 @@ defmodule Mix.Tasks.Probe do
   use Mix.Task
 
   def run(args) do
-    if System.get_env("PROBE") == "fail", do: Mix.raise("the probe refused")
+    if System.get_env("PROBE") == "fail" or args == ["fail"], do: Mix.raise("the probe refused")
     if args == ["sleep"], do: Process.sleep(120_000)
     seen = %{pid: System.pid(), probe: System.get_env("PROBE"), cwd: File.cwd!(), args: args}
     File.write!("seen.json", ~s({"pid": "#{seen.pid}", "probe": "#{seen.probe}", "cwd": "#{seen.cwd}", ) <>
@@ -44,15 +47,35 @@ end
 """
 TARGET = "arm-linux-gnueabihf"
 EARLY_LINE = "(xrel: mix runs in the VM it booted early, os pid "
+KEPT_LINE = "(xrel: mix runs in the VM kept from the last build, os pid "
 
 
 @pytest.fixture
-def probe(tmp_path, isolated_cache) -> Path:
+def probe(tmp_path, isolated_cache, monkeypatch) -> Path:
     project = tmp_path / "probe"
     project.mkdir()
     (project / "mix.exs").write_text(MIX_EXS)
     yield project
+    monkeypatch.setenv("XREL_KEEP_MIX", "0")
     early_mix.stop(project)
+    for pid in kept_vms(project, shells=True):  # (one still booting would not answer a dismissal)
+        os.kill(pid, signal.SIGKILL)
+    early_mix.kept_socket(project).unlink(missing_ok=True)
+
+
+def kept_vms(project: Path, shells: bool = False) -> list[int]:
+    """The os pids of the VMs kept for `project` (their command line names its socket), and with
+    `shells` those of the shells that wait for each (the shell first)."""
+    socket = str(early_mix.kept_socket(project)).encode()
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes()
+            if socket in args and b"early_mix.exs" in args and (shells or not args.startswith(b"/bin/sh\0")):
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return sorted(pids)
 
 
 def run(project: Path, probe_value: str, *args: str) -> dict:
@@ -60,11 +83,13 @@ def run(project: Path, probe_value: str, *args: str) -> dict:
     log = project.parent / "state" / "build.log"
     log.parent.mkdir(exist_ok=True)
     log.write_text("")
-    env = {**os.environ, "PROBE": probe_value, "MIX_ENV": "dev"}
+    # (pytest's PYTEST_CURRENT_TEST differs between a fixture's run and the test's)
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"} | {"PROBE": probe_value, "MIX_ENV": "dev"}
     run_mix(["probe", *args], project, env, log, "probing", early_for=project)
     seen = json.loads((project / "seen.json").read_text())
     text = log.read_text()
     seen["early_pid"] = text.split(EARLY_LINE)[1].split(")")[0] if EARLY_LINE in text else None
+    seen["kept_pid"] = text.split(KEPT_LINE)[1].split(")")[0] if KEPT_LINE in text else None
     return seen
 
 
@@ -217,3 +242,124 @@ def test_xrel_build_runs_the_edit_loops_release_in_the_early_vm_and_makes_the_sa
     plain = xrel.build(project, TARGET, out=out).targets[0]
     assert EARLY_LINE not in (state / "build.log").read_text()
     assert release_contents(Path(plain.release_dir)) == early_release
+
+
+def kept_ready(project: Path) -> int:
+    """After a build's end: the os pid of the VM kept for the next one, once it listens."""
+    socket, deadline = early_mix.kept_socket(project), time.monotonic() + 60
+    while not socket.exists():
+        assert time.monotonic() < deadline, "no VM kept"
+        time.sleep(0.05)
+    return kept_vms(project)[0]
+
+
+def gone(pid: int, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def kept(probe, monkeypatch) -> int:
+    """A VM kept for `probe` after a first run (PROBE=a), as after a build from a terminal."""
+    monkeypatch.setenv("XREL_KEEP_MIX", "60")
+    assert run(probe, "a")["kept_pid"] is None
+    early_mix.stop(probe)  # the build's end: the next build's VM is started and kept
+    return kept_ready(probe)
+
+
+def test_a_vm_kept_after_a_build_runs_the_next_builds_release(probe, kept):
+    early_mix.start(probe)  # the next build connects to it
+    seen = run(probe, "a", "y", "z")
+    assert seen["kept_pid"] == seen["pid"] == str(kept), seen
+    assert (seen["probe"], seen["cwd"], seen["args"]) == ("a", str(probe), "y z")
+    assert gone(kept)  # it ran one build's mix and halted
+    early_mix.stop(probe)
+    assert kept_ready(probe) != kept  # a new one waits for the build after
+
+
+def test_a_kept_vm_started_otherwise_is_not_used_and_halts(probe, kept):
+    early_mix.start(probe)
+    seen = run(probe, "b")  # PROBE changed: not what the kept VM was started with
+    assert seen["kept_pid"] is None and seen["early_pid"] is None and seen["probe"] == "b"
+    early_mix.stop(probe)
+    assert gone(kept)
+    kept_ready(probe)  # kept for the changed setup now
+    early_mix.start(probe)
+    assert run(probe, "b")["kept_pid"] is not None
+
+
+def test_a_build_that_runs_no_mix_hands_the_kept_vm_back(probe, kept):
+    early_mix.start(probe)
+    early_mix.stop(probe)  # e.g. nothing changed: no mix release
+    assert kept_ready(probe) == kept
+    early_mix.start(probe)
+    assert run(probe, "a")["kept_pid"] == str(kept)
+
+
+def test_a_failure_in_the_kept_vm_is_the_runs_build_error(probe, kept):
+    early_mix.start(probe)
+    with pytest.raises(BuildError, match=r"probing failed \(mix probe exit 1\)"):
+        run(probe, "a", "fail")
+    log = (probe.parent / "state" / "build.log").read_text()
+    assert KEPT_LINE in log and "the probe refused" in log
+
+
+def test_an_interrupted_run_kills_the_kept_vm(probe, kept, monkeypatch):
+    early_mix.start(probe)
+    real_wait, interrupted = kept_mix.KeptRun.wait, []
+
+    def wait_interrupted_once(self):
+        if not interrupted:
+            interrupted.append(True)
+            raise KeyboardInterrupt
+        return real_wait(self)
+
+    monkeypatch.setattr(kept_mix.KeptRun, "wait", wait_interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        run(probe, "a", "sleep")  # the task would sleep two minutes
+    assert interrupted and gone(kept, 5)
+
+
+def test_a_kept_vm_halts_when_no_build_comes(probe, monkeypatch):
+    monkeypatch.setenv("XREL_KEEP_MIX", "1")
+    run(probe, "a")
+    early_mix.stop(probe)
+    pid = kept_ready(probe)
+    assert gone(pid) and not early_mix.kept_socket(probe).exists()
+
+
+def test_the_kept_vm_is_found_in_a_private_directory_and_shows_no_user_secret(probe, monkeypatch):
+    monkeypatch.setenv("USER_SECRET", "s3cret-value")
+    monkeypatch.setenv("XREL_KEEP_MIX", "60")
+    run(probe, "a")
+    early_mix.stop(probe)
+    pid = kept_ready(probe)
+    socket = early_mix.kept_socket(probe)
+    assert socket.parent.stat().st_mode & 0o777 == 0o700 and socket.parent.stat().st_uid == os.getuid()
+    assert b"s3cret-value" not in Path(f"/proc/{pid}/cmdline").read_bytes()  # (`ps` shows it to all)
+    for folder in (socket.parent, Path(os.environ["XREL_CACHE_DIR"])):
+        for path in folder.rglob("*"):
+            assert not path.is_file() or b"s3cret-value" not in path.read_bytes(), path
+
+
+def test_a_vm_is_kept_from_a_terminal_unless_xrel_keep_mix_says(monkeypatch):
+    class Terminal:
+        def __init__(self, tty):
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+    monkeypatch.delenv("XREL_KEEP_MIX")
+    monkeypatch.setattr(sys, "stdin", Terminal(True))
+    assert kept_mix.keep_seconds() == kept_mix.IDLE_SECONDS
+    monkeypatch.setattr(sys, "stdin", Terminal(False))
+    assert kept_mix.keep_seconds() == 0
+    for value, seconds in (("0", 0), ("5", 5), ("soon", 0)):
+        monkeypatch.setenv("XREL_KEEP_MIX", value)
+        monkeypatch.setattr(sys, "stdin", Terminal(True))
+        assert kept_mix.keep_seconds() == seconds

@@ -7,7 +7,7 @@ project ran `mix release` with (its environment, directory and log, remembered i
 boots and waits (early_mix.exs). If the build's `mix release` is started with the very same
 environment, directory and log, that VM runs it (the log says so); otherwise, or when nothing needs
 building, it is told to stop. The release is mix's either way: only its VM was booted sooner.
-XREL_EARLY_MIX=0 turns it off.
+From a terminal the VM is even kept between builds (kept_mix.py). XREL_EARLY_MIX=0 turns both off.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from xrel import progress
+from xrel.release import kept_mix
 from xrel.storage import cache
 from xrel.storage.files import write_if_changed
 
@@ -42,15 +44,41 @@ class Spec:
     def mix(self) -> str | None:
         return shutil.which("mix", path=self.env.get("PATH"))
 
+    def elixir(self) -> str | None:
+        return shutil.which("elixir", path=self.env.get("PATH"))
+
 
 @dataclass
 class EarlyVM:
+    """A VM this build booted, waiting on its stdin."""
+
     proc: subprocess.Popen
     spec: Spec
 
+    def matches(self, spec: Spec) -> bool:
+        return self.spec == spec
 
-_started: dict[str, EarlyVM] = {}  # project dir -> its waiting VM
+    def run(self, line: str) -> subprocess.Popen | None:
+        if self.proc.poll() is not None:
+            return None
+        try:
+            self.proc.stdin.write(line.encode())
+            self.proc.stdin.close()
+        except OSError:  # it died meanwhile
+            self.stop()
+            return None
+        return self.proc
+
+    def stop(self, *, hand_back: bool = False) -> None:
+        """End of its input: it halts (reaped in the background, at once or when its boot is done)."""
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        threading.Thread(target=self.proc.wait, daemon=True).start()
+
+
+_started: dict[str, EarlyVM | kept_mix.KeptVM] = {}  # project dir -> its waiting VM
 _base_env: dict[str, dict[str, str]] = {}  # project dir -> the environment its build started in
+_ran: dict[str, Spec] = {}  # project dir -> what its `mix release` ran with in this build
 _lock = threading.Lock()
 _command: Path | None = None  # where the `xrel` command line that started this process names its project
 
@@ -68,14 +96,18 @@ def start(project_dir: str | Path) -> None:
     """Boot the VM the last `mix release` of this project would have (nothing when there was none)."""
     key = _key(project_dir)
     with _lock:
-        if key in _started or not ENABLED or os.environ.get("XREL_EARLY_MIX") == "0":
+        if key in _started or not enabled():
             return
         _base_env[key] = base = dict(os.environ)
+        kept = kept_mix.connect(_hint(key))
+        if kept is not None:
+            _started[key] = kept
+            return
         try:
             hint = json.loads(_hint(key).read_text())
             env = {k: v for k, v in base.items() if k not in hint["removed"]} | hint["added"]
             spec = Spec(hint["cwd"], env, hint["log"])
-            elixir = shutil.which("elixir", path=env.get("PATH"))
+            elixir = spec.elixir()
             if not (elixir and spec.mix() and os.path.isdir(spec.cwd) and os.path.isdir(Path(spec.log).parent)):
                 return
             with open(spec.log, "ab") as log:
@@ -86,26 +118,20 @@ def start(project_dir: str | Path) -> None:
         _started[key] = EarlyVM(proc, spec)
 
 
-def claim(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen | None:
-    """The waiting VM running `mix <args>`, if one was started with exactly this run's directory,
-    environment and log; else None (start a VM as usual)."""
+def claim(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen | kept_mix.KeptRun | None:
+    """The waiting VM running `mix <args>` (something to wait() for or kill()), if it was started with
+    exactly this run's directory, environment and log; else None (start a VM as usual)."""
     spec = Spec(str(cwd), dict(env), str(log))
     with _lock:
         for key, early in list(_started.items()):
-            if early.spec != spec:
+            if not early.matches(spec):
                 continue
             del _started[key]
             mix = spec.mix()
-            if early.proc.poll() is not None or mix is None:
+            if mix is None:
+                early.stop()
                 return None
-            line = " ".join(base64.b64encode(a.encode()).decode() for a in (mix, *args)) + "\n"
-            try:
-                early.proc.stdin.write(line.encode())
-                early.proc.stdin.close()
-            except OSError:  # it died meanwhile
-                _stop(early)
-                return None
-            return early.proc
+            return early.run(" ".join(base64.b64encode(a.encode()).decode() for a in (mix, *args)) + "\n")
     return None
 
 
@@ -132,6 +158,7 @@ def remember(project_dir: str | Path, cwd: Path, env: dict[str, str], log: Path)
     key = _key(project_dir)
     if _command is not None:
         _write_if_changed(_command, key)
+    _ran[key] = Spec(str(cwd), dict(env), str(log))
     base = _base_env.get(key, dict(os.environ))
     hint = {"cwd": str(cwd), "log": str(log), "added": {k: v for k, v in env.items() if base.get(k) != v},
             "removed": sorted(k for k in base if k not in env)}
@@ -154,17 +181,32 @@ def booted(project_dir: str | Path) -> Iterator[None]:
 
 
 def stop(project_dir: str | Path) -> None:
-    """The build is over: an early VM it did not use stops (end of its input)."""
+    """The build is over: an early VM it did not use stops (a kept one waits on if no mix release
+    ran), and from a terminal the VM for the next build is started and kept (kept_mix.py)."""
     key = _key(project_dir)
     with _lock:
         early = _started.pop(key, None)
         _base_env.pop(key, None)
+        ran = _ran.pop(key, None)
     if early is not None:
-        _stop(early)
+        early.stop(hand_back=ran is None)
+    idle = kept_mix.keep_seconds()
+    if ran is not None and idle and enabled() and kept_mix.spawn(_hint(key), ran, BOOT, idle):
+        progress.status(f"mix VM kept for the next build (it halts after {idle} s unused; XREL_KEEP_MIX=0: never)")
 
 
-def _stop(early: EarlyVM) -> None:
-    with contextlib.suppress(OSError):
-        early.proc.stdin.close()
-    # reaped in the background: it halts at once, or when its boot is done (up to ~0.4 s)
-    threading.Thread(target=early.proc.wait, daemon=True).start()
+def enabled() -> bool:
+    return ENABLED and os.environ.get("XREL_EARLY_MIX") != "0"
+
+
+def kept_socket(project_dir: str | Path) -> Path | None:
+    """Where the VM kept for the project's next build listens once it is ready."""
+    return kept_mix.socket_path(_hint(_key(project_dir)))
+
+
+def dismiss(project_dir: str | Path) -> bool:
+    """Stop the VM kept for the project, if one is waiting."""
+    kept = kept_mix.connect(_hint(_key(project_dir)))
+    if kept is not None:
+        kept.stop()
+    return kept is not None
