@@ -223,24 +223,34 @@ def release_contents(release: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_xrel_build_runs_the_edit_loops_release_in_the_early_vm_and_makes_the_same_release(tmp_path, monkeypatch):
-    """The second build of an edited project runs `mix release` in the early VM (its log says so);
-    building the same sources again without it makes the same release, file for file."""
+@pytest.mark.parametrize("kept", [False, True], ids=["booted-early", "kept"])
+def test_xrel_build_runs_the_edit_loops_release_in_a_waiting_vm_and_makes_the_same_release(tmp_path, monkeypatch,
+                                                                                             kept):
+    """The second build of an edited project runs `mix release` in the early VM, or in the VM the
+    first build left (XREL_KEEP_MIX; the log says which); building the same sources again without
+    either makes the same release, file for file."""
     project = copy_fixtures(tmp_path, "pure_app") / "pure_app"
     out = tmp_path / "out"
-    xrel.build(project, TARGET, out=out)
-    source = project / "lib" / "pure_app.ex"
-    source.write_text(source.read_text().rstrip()[:-3] + "  def edited, do: :yes\nend\n")
-    early = xrel.build(project, TARGET, out=out).targets[0]
+    monkeypatch.setenv("XREL_KEEP_MIX", "60" if kept else "0")
+    try:
+        xrel.build(project, TARGET, out=out)
+        if kept:
+            kept_ready(project)
+        source = project / "lib" / "pure_app.ex"
+        source.write_text(source.read_text().rstrip()[:-3] + "  def edited, do: :yes\nend\n")
+        early = xrel.build(project, TARGET, out=out).targets[0]
+    finally:
+        for pid in kept_vms(project, shells=True):
+            os.kill(pid, signal.SIGKILL)
     state = next(cache.area("builds").glob(f"{project_key(project, 'prod')}/prod/{TARGET}-*"))
-    assert EARLY_LINE in (state / "build.log").read_text()
+    assert (KEPT_LINE if kept else EARLY_LINE) in (state / "build.log").read_text()
     early_release = release_contents(Path(early.release_dir))
     assert any(b"edited" in (Path(early.release_dir) / rel).read_bytes() for rel in early_release if "pure_app-" in rel)
 
     (state / "last-build.json").unlink()  # the same sources built again, by a VM booted as usual
     monkeypatch.setattr(early_mix, "ENABLED", False)
     plain = xrel.build(project, TARGET, out=out).targets[0]
-    assert EARLY_LINE not in (state / "build.log").read_text()
+    assert EARLY_LINE not in (state / "build.log").read_text() and KEPT_LINE not in (state / "build.log").read_text()
     assert release_contents(Path(plain.release_dir)) == early_release
 
 
@@ -319,9 +329,10 @@ def test_an_interrupted_run_kills_the_kept_vm(probe, kept, monkeypatch):
         return real_wait(self)
 
     monkeypatch.setattr(kept_mix.KeptRun, "wait", wait_interrupted_once)
+    started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         run(probe, "a", "sleep")  # the task would sleep two minutes
-    assert interrupted and gone(kept, 5)
+    assert interrupted and gone(kept, 5) and time.monotonic() - started < 60
 
 
 def test_a_kept_vm_halts_when_no_build_comes(probe, monkeypatch):

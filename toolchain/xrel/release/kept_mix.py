@@ -18,12 +18,10 @@ import contextlib
 import hashlib
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +52,7 @@ def keep_seconds() -> int:
 def private_dir() -> Path | None:
     """The user's own directory for sockets (None: none that only this user can enter)."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    path = Path(runtime) / "xrel" if runtime else Path(tempfile.gettempdir()) / f"xrel-{os.getuid()}"
+    path = Path(runtime) / "xrel" if runtime else Path(os.environ.get("TMPDIR") or "/tmp") / f"xrel-{os.getuid()}"
     try:
         path.mkdir(mode=0o700, exist_ok=True)
         st = path.stat()
@@ -180,6 +178,8 @@ def connect(hint: Path) -> KeptVM | None:
 
 def spawn(hint: Path, spec: Spec, boot: Path, idle: int) -> bool:
     """Start the VM the next build's `mix release` (`spec`) would boot, kept `idle` seconds."""
+    import secrets  # (at a build's end: not on the way to its start)
+
     path, elixir = socket_path(hint), spec.elixir()
     salt = secrets.token_hex(8)
     setup = digest(spec, salt)
