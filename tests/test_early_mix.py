@@ -78,15 +78,17 @@ def kept_vms(project: Path, shells: bool = False) -> list[int]:
     return sorted(pids)
 
 
-def run(project: Path, probe_value: str, *args: str) -> dict:
-    """`mix probe <args>` as a build's first release is run: the early VM may take it."""
-    log = project.parent / "state" / "build.log"
+def run(project: Path, probe_value: str, *args: str, tree: Path | None = None) -> dict:
+    """`mix probe <args>` as a build's first release is run (in `tree`, a copy of the project, when
+    given): the early VM may take it."""
+    tree = tree or project
+    log = tree.parent / "state" / "build.log"
     log.parent.mkdir(exist_ok=True)
     log.write_text("")
     # (pytest's PYTEST_CURRENT_TEST differs between a fixture's run and the test's)
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"} | {"PROBE": probe_value, "MIX_ENV": "dev"}
-    run_mix(["probe", *args], project, env, log, "probing", early_for=project)
-    seen = json.loads((project / "seen.json").read_text())
+    run_mix(["probe", *args], tree, env, log, "probing", early_for=project)
+    seen = json.loads((tree / "seen.json").read_text())
     text = log.read_text()
     seen["early_pid"] = text.split(EARLY_LINE)[1].split(")")[0] if EARLY_LINE in text else None
     seen["kept_pid"] = text.split(KEPT_LINE)[1].split(")")[0] if KEPT_LINE in text else None
@@ -206,6 +208,26 @@ def test_the_xrel_command_starts_the_vm_before_importing_its_cli():
              "mods = list(sys.modules); print(mods.index('xrel.release.early_mix') < mods.index('xrel.cli'))")
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip().splitlines()[-1] == "True", proc.stdout + proc.stderr
+
+
+def test_a_clean_builds_tree_is_made_again_for_its_early_vm_but_no_users_dir(probe):
+    """A clean build: xrel's tree of the project is gone; the early VM's directory and log dir are
+    made again (inside xrel's build cache only), so it boots beside the build's first steps."""
+    tree = cache.area("builds") / "probe-tree" / "root" / "probe"
+    tree.mkdir(parents=True)
+    shutil.copy(probe / "mix.exs", tree)
+    run(probe, "a", tree=tree)
+    shutil.rmtree(tree.parent.parent)
+    early_mix.start(probe)
+    assert tree.is_dir() and (tree.parent / "state").is_dir()
+    shutil.copy(probe / "mix.exs", tree)  # (the build's sync)
+    assert run(probe, "a", tree=tree)["early_pid"] is not None
+    early_mix.stop(probe)
+
+    run(probe, "a")  # the project's own dir, gone, is not made again
+    shutil.rmtree(probe)
+    early_mix.start(probe)
+    assert not probe.exists() and str(probe.resolve()) not in early_mix._started
 
 
 def test_xrel_early_mix_0_turns_it_off(probe, monkeypatch):

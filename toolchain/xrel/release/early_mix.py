@@ -93,29 +93,51 @@ def _key(project_dir: str | Path) -> str:
 
 
 def start(project_dir: str | Path) -> None:
-    """Boot the VM the last `mix release` of this project would have (nothing when there was none)."""
+    """Boot the VM the last `mix release` of this project would have (nothing when there was none),
+    unless one kept from the last build (kept_mix.py) was started with that very setup."""
     key = _key(project_dir)
     with _lock:
         if key in _started or not enabled():
             return
         _base_env[key] = base = dict(os.environ)
+        spec = _remembered(key, base)
         kept = kept_mix.connect(_hint(key))
-        if kept is not None:
+        if kept is not None and spec is not None and kept.matches(spec):
             _started[key] = kept
-            return
-        try:
-            hint = json.loads(_hint(key).read_text())
-            env = {k: v for k, v in base.items() if k not in hint["removed"]} | hint["added"]
-            spec = Spec(hint["cwd"], env, hint["log"])
-            elixir = spec.elixir()
-            if not (elixir and spec.mix() and os.path.isdir(spec.cwd) and os.path.isdir(Path(spec.log).parent)):
-                return
-            with open(spec.log, "ab") as log:
-                proc = subprocess.Popen([elixir, str(BOOT)], cwd=spec.cwd, env=env, stdin=subprocess.PIPE,
-                                        stdout=log, stderr=subprocess.STDOUT)
-        except (OSError, ValueError, KeyError, TypeError):
-            return
-        _started[key] = EarlyVM(proc, spec)
+        else:
+            if kept is not None:
+                kept.stop()  # (started otherwise, or its tree is gone)
+            early = _boot(spec) if spec is not None else None
+            if early is not None:
+                _started[key] = early
+
+
+def _remembered(key: str, base: dict[str, str]) -> Spec | None:
+    """What the project's last `mix release` was started with, in this build's environment."""
+    try:
+        hint = json.loads(_hint(key).read_text())
+        env = {k: v for k, v in base.items() if k not in hint["removed"]} | hint["added"]
+        return Spec(hint["cwd"], env, hint["log"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _boot(spec: Spec) -> EarlyVM | None:
+    """The early VM for `spec`, booting. Its build tree and log dir are made if they are xrel's (a
+    clean build: the tree is gone, and its release's VM boots beside the project's `mix xrel.info`)."""
+    elixir = spec.elixir()
+    if not (elixir and spec.mix()):
+        return None
+    try:
+        for folder in (spec.cwd, str(Path(spec.log).parent)):
+            if not os.path.isdir(folder) and Path(folder).is_relative_to(cache.area("builds")):
+                os.makedirs(folder)
+        with open(spec.log, "ab") as log:
+            proc = subprocess.Popen([elixir, str(BOOT)], cwd=spec.cwd, env=spec.env, stdin=subprocess.PIPE,
+                                    stdout=log, stderr=subprocess.STDOUT)
+    except (OSError, ValueError):
+        return None
+    return EarlyVM(proc, spec)
 
 
 def claim(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen | kept_mix.KeptRun | None:
