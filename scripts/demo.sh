@@ -6,6 +6,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 venv=$("$here/scripts/setup.sh")
 export PATH="$venv/bin:$PATH"   # xrel as installed in the project's venv
+export XREL_KEEP_MIX=0            # a one-off build: no mix VM kept for a next one
 
 target="${1:-arm-linux-gnueabihf}"
 work="$(mktemp -d -t xrel-demo-XXXXXX)"

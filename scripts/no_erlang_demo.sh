@@ -16,7 +16,7 @@ if command -v erl >/dev/null; then echo "erl is installed: this demo wants a mac
 work=$(mktemp -d) && cp -r "$here/tests/fixtures/nif_make" "$here/tests/fixtures/elixir_make" "$work/" && cd "$work/nif_make"
 printf 'otp = "25"\nelixir = "1.14"\ntargets = ["arm-linux-gnueabihf"]\n' > xrel.toml
 cat xrel.toml
-time "$HOME"/xrel-venv/bin/xrel build --tarball
+time XREL_KEEP_MIX=0 "$HOME"/xrel-venv/bin/xrel build --tarball   # (one-off: no mix VM kept)
 "$HOME"/xrel-venv/bin/xrel run _build/xrel/nif_make-0.1.0-otp25-arm-linux-gnueabihf.tar.gz eval 'IO.puts(Fixture.report())'
 echo "== still no erl/elixir installed: $(command -v erl elixir mix || echo none)"
 if command -v erl >/dev/null; then echo "erl is installed: this demo wants a machine without it"; exit 1; fi

@@ -51,7 +51,8 @@ def build_command(build_args: dict, out: Path) -> list[str]:
 
 def rebuild(build_args: dict, scratch: Path, epoch: int) -> BuildResult:
     """Every target built again in another process, in fresh build trees (see the module's doc)."""
-    env = {**os.environ, "XREL_CACHE_DIR": str(scratch_cache(scratch)), "SOURCE_DATE_EPOCH": str(epoch)}
+    env = {**os.environ, "XREL_CACHE_DIR": str(scratch_cache(scratch)), "SOURCE_DATE_EPOCH": str(epoch),
+           "XREL_KEEP_MIX": "0"}  # (its scratch trees are deleted: no mix VM kept for a next build)
     done = subprocess.run(build_command(build_args, scratch / "out"), env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise BuildError(f"the --check rebuild failed: {done.stderr.strip()[-2000:]}",
