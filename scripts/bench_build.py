@@ -45,6 +45,7 @@ import xrel  # noqa: E402  (the xrel the commands run: this interpreter's)
 from helpers import copy_fixtures, host_release  # noqa: E402
 from xrel import progress  # noqa: E402
 from xrel.release import early_mix  # noqa: E402
+from xrel.release.workspace import project_key  # noqa: E402
 from xrel.storage import cache  # noqa: E402
 
 ONE = ["arm-linux-gnueabihf"]
@@ -107,8 +108,7 @@ class Bench:
 
     def clean_xrel(self) -> None:
         self.settle()
-        for entry in (cache.cache_root() / "builds").glob(f"{self.project.name}-*"):
-            shutil.rmtree(entry)
+        shutil.rmtree(cache.cache_root() / "builds" / project_key(self.project, "prod"), ignore_errors=True)
         shutil.rmtree(self.out, ignore_errors=True)
 
 

@@ -2,13 +2,13 @@
 
 After a build run from a terminal (or with XREL_KEEP_MIX=<seconds>), xrel starts the VM its next
 `mix release` would boot (the same environment, directory and log as this build's, as early_mix.py
-remembers them) in the background, detached. That VM listens on a unix socket in a directory only the
-user can enter ($XDG_RUNTIME_DIR/xrel, else /tmp/xrel-<uid>) and halts when no build has connected
-for XREL_KEEP_MIX seconds (600 from a terminal; 0: never kept). The next
-build connects when it starts: the VM greets it with a salted digest of what it was started with
-(the environment itself is never written anywhere), and runs that build's `mix release` only when
-the build's digest of its own run is the same; otherwise it is told to stop. A build that runs no
-`mix release` (nothing changed) hands the VM back, waiting as before.
+remembers them) in the background, detached. That VM listens on a unix socket in a directory only
+the user can enter ($XDG_RUNTIME_DIR/xrel, else /tmp/xrel-<uid>) and halts when no build has
+connected for XREL_KEEP_MIX seconds (600 from a terminal; 0: never kept). The next build connects
+when it starts: the VM greets it with a salted digest of what it was started with (the environment
+itself is never written anywhere), and runs that build's `mix release` only when the build's digest
+of its own run is the same; otherwise it is told to stop. A build that runs no `mix release`
+(nothing changed) hands the VM back, waiting as before.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -55,10 +56,10 @@ def private_dir() -> Path | None:
     path = Path(runtime) / "xrel" if runtime else Path(os.environ.get("TMPDIR") or "/tmp") / f"xrel-{os.getuid()}"
     try:
         path.mkdir(mode=0o700, exist_ok=True)
-        st = path.stat()
+        st = path.lstat()  # (not a link to somewhere else)
     except OSError:
         return None
-    return path if st.st_uid == os.getuid() and not st.st_mode & 0o077 else None
+    return path if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077 else None
 
 
 def socket_path(hint: Path) -> Path | None:
@@ -166,8 +167,11 @@ def connect(hint: Path) -> KeptVM | None:
         fields = conn.makefile("rb").readline().decode().split()
         if len(fields) != 5 or fields[0] != PROTOCOL:
             raise ValueError(fields)
+        status = Path(base64.b64decode(fields[3]).decode())
+        if status.parent != path.parent:
+            raise ValueError(status)
         conn.settimeout(None)
-        return KeptVM(conn, fields[1], fields[2], Path(base64.b64decode(fields[3]).decode()), int(fields[4]))
+        return KeptVM(conn, fields[1], fields[2], status, int(fields[4]))
     except ConnectionRefusedError:  # nobody listens: its VM is gone
         path.unlink(missing_ok=True)
     except (OSError, ValueError):

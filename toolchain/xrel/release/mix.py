@@ -66,7 +66,10 @@ def mix_env_vars(project: Path, mix_env: str, extra: dict[str, str] | None = Non
 
 def mix_failure(what: str, why: str, log: Path) -> BuildError:
     """The error of a failed mix run: what failed and why, with the tail of its log."""
-    tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL:]
+    try:
+        tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL:]
+    except OSError as e:  # (its build tree removed meanwhile)
+        tail = [f"(no log: {e.strerror})"]
     return BuildError(f"{what} failed ({why}); last lines:\n  " + "\n  ".join(tail), f"full log: {log}")
 
 
