@@ -324,6 +324,15 @@ def test_a_kept_vm_started_otherwise_is_not_used_and_halts(probe, kept):
     assert run(probe, "b")["kept_pid"] is not None
 
 
+def test_a_kept_vm_that_cannot_serve_the_starting_build_stops_and_an_early_vm_boots(probe, kept, monkeypatch):
+    """Known at the build's start (its environment differs from the one the VM was kept with): the
+    kept VM stops at once and the early VM boots instead, for the setup the build will run."""
+    monkeypatch.setenv("SHELL_CHANGED", "1")
+    early_mix.start(probe)
+    assert gone(kept)
+    assert run(probe, "a")["early_pid"] is not None
+
+
 def test_a_build_that_runs_no_mix_hands_the_kept_vm_back(probe, kept):
     early_mix.start(probe)
     early_mix.stop(probe)  # e.g. nothing changed: no mix release
