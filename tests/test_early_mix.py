@@ -5,6 +5,7 @@ elixir VMs and a real mix project whose task reports what it saw."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -58,8 +59,16 @@ def probe(tmp_path, isolated_cache, monkeypatch) -> Path:
     yield project
     monkeypatch.setenv("XREL_KEEP_MIX", "0")
     early_mix.stop(project)
-    for pid in kept_vms(project, shells=True):  # (one still booting would not answer a dismissal)
-        os.kill(pid, signal.SIGKILL)
+    kill_kept(project)
+
+
+def kill_kept(project: Path) -> None:
+    """Every VM kept for `project` killed, with its shell, and its socket gone (one still booting
+    would not answer a dismissal). Each is killed by its process group (its own session): a VM the
+    shell was still starting is in it too."""
+    for pid in kept_vms(project, shells=True):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
     early_mix.kept_socket(project).unlink(missing_ok=True)
 
 
@@ -262,8 +271,7 @@ def test_xrel_build_runs_the_edit_loops_release_in_a_waiting_vm_and_makes_the_sa
         source.write_text(source.read_text().rstrip()[:-3] + "  def edited, do: :yes\nend\n")
         early = xrel.build(project, TARGET, out=out).targets[0]
     finally:
-        for pid in kept_vms(project, shells=True):
-            os.kill(pid, signal.SIGKILL)
+        kill_kept(project)
     state = next(cache.area("builds").glob(f"{project_key(project, 'prod')}/prod/{TARGET}-*"))
     assert (KEPT_LINE if kept else EARLY_LINE) in (state / "build.log").read_text()
     early_release = release_contents(Path(early.release_dir))
