@@ -347,10 +347,25 @@ def test_real_config_maps_host_multiarch_dirs_into_a_sysroot(tmp_path):
     assert config.arch == "aarch64" and config.os == "linux"
 
 
-def test_config_survives_its_json():
+def test_config_survives_its_wrapper_argument():
     config = _config("macos", "aarch64", root=False)._replace(zig="/z/zig", cpu=None, extra=("-L/x",),
                                                               prefix_maps=(("/c", "/xrel-cache"),))
-    assert CcConfig.from_json(config.to_json()) == config
+    assert CcConfig.from_arg(config.to_arg()) == config
+    assert config != config._replace(cpu="x")
+    assert CcConfig.from_arg(json.dumps(config._asdict())) == config  # as earlier versions wrote it
+
+
+def test_the_filter_imports_only_what_python_starts_with(tmp_path):
+    """Every compiler call starts the filter: a module such as json (~17 ms), typing or collections
+    imported on its way would cost each call more than zig's own start."""
+    config = CONFIGS["linux"]._replace(zig=shutil.which("true") or "/bin/true", target="aarch64-linux-gnu")
+    run = subprocess.run([sys.executable, "-S", "-E", "-X", "importtime", ccfilter.__file__, config.to_arg(),
+                          "-O2", f"-I{HOST}/erts-13.1.5/include", "-c", "a.c"], capture_output=True, text=True,
+                         env={"PATH": os.environ.get("PATH", "")})
+    assert run.returncode == 0, run.stderr
+    imported = {line.split("|")[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+    assert {"ccconfig", "cclinker"} <= imported
+    assert not imported & {"json", "re", "typing", "collections", "dataclasses", "enum", "functools"}, imported
 
 
 def test_every_rule_says_why():
@@ -363,7 +378,7 @@ def test_wrapper_runs_the_filter_as_a_plain_script(tmp_path):
     config = CONFIGS["linux-noroot"]._replace(zig=shutil.which("echo") or "/bin/echo", target="aarch64-linux-gnu")
     log = tmp_path / "cc.jsonl"
     env = {"PATH": os.environ.get("PATH", ""), "XREL_CC_LOG": str(log), "XREL_DROP_FLAGS": json.dumps(["-msse2"])}
-    run = subprocess.run([sys.executable, "-S", "-E", ccfilter.__file__, config.to_json(), "-msse2",
+    run = subprocess.run([sys.executable, "-S", "-E", ccfilter.__file__, config.to_arg(), "-msse2",
                           f"-I{HOST}/erts-13.1.5/include", "-c", "a.c"], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split()[:3] == ["cc", "-target", "aarch64-linux-gnu"]
@@ -423,7 +438,7 @@ def test_the_wrapper_script_passes_the_prefix_maps(tmp_path):
     config = CONFIGS["linux"]._replace(zig=shutil.which("echo") or "/bin/echo", target="aarch64-linux-gnu",
                                        prefix_maps=(("/home/u/.cache/xrel", "/xrel-cache"), ("/z/lib", "/zig-lib")))
     env = {"PATH": os.environ.get("PATH", ""), "XREL_SOURCE_PREFIX": "/home/u/.cache/xrel/builds/k/root/app"}
-    run = subprocess.run([sys.executable, "-S", "-E", ccfilter.__file__, config.to_json(), "-c", "a.c"],
+    run = subprocess.run([sys.executable, "-S", "-E", ccfilter.__file__, config.to_arg(), "-c", "a.c"],
                          capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
     assert _maps(run.stdout.split()) == ["-ffile-prefix-map=/home/u/.cache/xrel=/xrel-cache",

@@ -112,7 +112,7 @@ def test_native_detection(tmp_path):
 
 
 def test_xrels_own_dist_dir_is_not_a_source(tmp_path):
-    from xrel.release.build import xrel_outputs
+    from xrel.release.trees import xrel_outputs
 
     assert xrel_outputs(tmp_path) == set()
     (tmp_path / "dist" / "assets").mkdir(parents=True)  # a project's own dist/ is synced like any dir

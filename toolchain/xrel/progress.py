@@ -54,12 +54,13 @@ def status(message: str) -> None:
 
 @contextlib.contextmanager
 def step(label: str) -> Iterator[None]:
-    """Print `label ...` then `label: done in 1.2s` (or failed) on a terminal."""
+    """Print `label ...` then `label: done in 1.2s` (or failed) on a terminal. An exception with a
+    `step_end` attribute names how the step ended instead of "failed" (e.g. "stopped")."""
     start = time.monotonic()
     status(f"{label} ...")
     try:
         yield
-    except BaseException:
-        status(f"{label}: failed after {time.monotonic() - start:.1f}s")
+    except BaseException as e:
+        status(f"{label}: {getattr(e, 'step_end', 'failed')} after {time.monotonic() - start:.1f}s")
         raise
     status(f"{label}: done in {time.monotonic() - start:.1f}s")

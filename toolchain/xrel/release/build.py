@@ -7,10 +7,10 @@ compile the deps with an environment of their own, assemble and inspect the rele
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -24,16 +24,17 @@ from xrel.project.plan import Request, TargetPlan, activated, resolve
 from xrel.release import assemble, blame, compat, derive, early_mix, precompiled, record, rust
 from xrel.release.compile_server import CompileServer
 from xrel.release.mix import Project, load_project, mix_env_vars, run_mix
-from xrel.release.native import BEAM_SOURCES, App, local_deps_env, own_env_compile_order, refuse_broken_targets
+from xrel.release.native import local_deps_env, own_env_compile_order, refuse_broken_targets
 from xrel.release.results import BuildResult, RuntimeInfo, TargetResult, native_file
 from xrel.release.tarball import forget_earlier_builds, source_date_epoch, tarball_sidecars, write_tarball
 from xrel.release.target_build import BuildOptions, TargetBuild
-from xrel.release.workspace import Workspace, sync_tree, workspace_for
+from xrel.release.trees import seed_tree, sync_workspace
+from xrel.release.workspace import workspace_for
 from xrel.runtimes import Runtime
 from xrel.runtimes.versions import parse_request
 from xrel.storage import cache
 from xrel.storage.cache import remove
-from xrel.storage.files import return_free_memory
+from xrel.storage.files import return_free_memory, when_written
 from xrel.targets import Target
 from xrel.zig.toolchain import ZigToolchain
 
@@ -100,62 +101,6 @@ def prepare(project: Project, plan: TargetPlan, release: str, out: Path, options
     return replace(build, env=mix_environment(build))
 
 
-def xrel_outputs(project_dir: Path) -> set[str]:
-    """xrel's own outputs in the project (dist/): not sources, never synced (a new dist is no change)."""
-    dist = project_dir / "dist"
-    ours = any(dist.glob("*/xrel-manifest.json")) or any(dist.glob(".*.partial*"))
-    return {"dist"} if ours else set()
-
-
-def sync_workspace(project: Project, ws: Workspace, scans: dict | None = None) -> tuple[str, str]:
-    """Mirror the project and every dependency into the target's tree (host binaries of
-    native apps are not copied); returns digests of everything synced and of what native
-    builds read (all but the BEAM-only sources of apps not recompiled per target). `scans`:
-    the build's, so each source tree is scanned once for all targets."""
-    inside = [a.path for a in project.deps if a.path.is_relative_to(project.path)]
-
-    def beam_only(app: App) -> tuple[str, ...]:
-        return () if app.recompile_per_target else BEAM_SOURCES
-
-    stats = [sync_tree(project.path, ws.project,
-                       excludes={"_build", ".git", ".elixir_ls", "deps"} | xrel_outputs(project.path)
-                       | rust.sync_excludes(project.own),
-                       drop_binaries_under=[project.path] if project.own.native else [],
-                       skip_subtrees=inside, beam_sources=beam_only(project.own), scans=scans)]
-    for app in project.deps:
-        dest = ws.root / app.path.resolve().relative_to(app.path.resolve().anchor)
-        stats.append(sync_tree(app.path, dest, excludes=rust.sync_excludes(app),
-                               drop_binaries_under=[app.path] if app.native else [], beam_sources=beam_only(app),
-                               scans=scans))
-    return (hashlib.sha256("".join(s.digest for s in stats).encode()).hexdigest(),
-            hashlib.sha256("".join(s.native_digest for s in stats).encode()).hexdigest())
-
-
-def forget_native_outputs(build: TargetBuild) -> None:
-    """In a tree seeded from another target: make mix rebuild every native or target-baking
-    app (their build dirs go), and drop the project's own native outputs."""
-    lib = build.lib_dir
-    for app in build.project.deps:
-        if app.native or app.recompile_per_target:
-            shutil.rmtree(lib / app.name, ignore_errors=True)
-    own = build.project.own
-    if own.recompile_per_target:
-        shutil.rmtree(lib / own.name, ignore_errors=True)
-    elif own.native and (lib / own.name).is_dir():
-        # keep only its BEAM code: priv/ and build dirs under MIX_APP_PATH (a CMake cache names
-        # the seed's tree and compilers) are the seed target's
-        for child in (lib / own.name).iterdir():
-            if child.name not in ("ebin", ".mix") and not child.is_symlink():
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-
-
-def seed_tree(build: TargetBuild, seed: Workspace | None) -> None:
-    """A new tree starts from the first target's compiled BEAM code, without its native outputs."""
-    if seed is not None and not (build.workspace.build_dir / build.project.build_subdir).exists():
-        build.workspace.relink_from(seed, build.project.build_subdir)
-        forget_native_outputs(build)
-
-
 def compile_own_env_deps(build: TargetBuild) -> None:
     """Deps with an environment of their own (a precompiler's TARGET_*, a recipe's env) compile
     alone with it, after the deps they need; their notes go to the target's."""
@@ -184,7 +129,9 @@ def inspect_release(build: TargetBuild, release_dir: Path) -> Report:
 
 def compile_native(build: TargetBuild, seed: derive.Seed, native_inputs: str, compiler: CompileServer) -> None:
     """An extra target's native outputs, compiled in its own tree (seeded from the first target's) by
-    the build's compile VM, only when what they are made from changed since they were last compiled there."""
+    the build's compile VM, only when what they are made from changed since they were last compiled there.
+    Not before the first target's build is over: zig's compilers beside its mix VM would be the
+    build's peak memory."""
     if not derive.target_specific(build):
         return
     stamp = build.native_stamp
@@ -192,6 +139,7 @@ def compile_native(build: TargetBuild, seed: derive.Seed, native_inputs: str, co
         return
     stamp.unlink(missing_ok=True)
     seed_tree(build, seed.build.workspace)
+    seed.wait()
     with NATIVE_COMPILES:
         compile_own_env_deps(build)
         compiler.compile(build.project.name, build.workspace.project, build.env, build.log,
@@ -286,7 +234,10 @@ def make_release(build: TargetBuild, seed: derive.Seed | None, native_inputs: st
     outputs (when changed, in `compiler`) and take the rest from the first's release."""
     if seed is not None and compiler is not None and DERIVE_EXTRA_TARGETS:
         compile_native(build, seed, native_inputs, compiler)
+        seed.wait()
         return assemble_release(build, seed)
+    if seed is not None:
+        seed.wait()
     seed_tree(build, seed.build.workspace if seed else None)
     compile_own_env_deps(build)
     return assemble_release(build)
@@ -313,37 +264,55 @@ def build_target(build: TargetBuild, started: float, seed: derive.Seed | None, s
         return result
 
 
-def build_extras(project: Project, targets: Sequence[TargetPlan], release: str, out: Path, options: BuildOptions,
-                 seed: derive.Seed, scans: dict) -> list[TargetResult]:
-    """The targets after the first, two at a time, from its release and tree; their native outputs
-    are compiled one target at a time in one mix VM."""
-    from concurrent.futures import ThreadPoolExecutor  # (its import costs the 1-target edit loop ~9 ms)
-
-    compiler = CompileServer()
-    try:
-        with ThreadPoolExecutor(max_workers=PARALLEL_TARGETS) as pool:
-            started = time.monotonic()
-            builds = list(pool.map(lambda t: prepare(project, t, release, out, options), targets))
-            # a target with native outputs never compiled in its tree (a new tree) will need the VM:
-            # it boots while the targets' trees are synced (else it starts on first use)
-            if DERIVE_EXTRA_TARGETS and any(derive.target_specific(b) and not b.native_stamp.is_file() for b in builds):
-                compiler.start(seed.build.env)
-            return list(pool.map(lambda b: build_target(b, started, seed, scans, compiler), builds))
-    finally:
-        compiler.close()
+def needs_compile_vm(builds: Sequence[TargetBuild]) -> bool:
+    """Will an extra target compile native outputs never compiled in its tree (a new tree)?"""
+    return DERIVE_EXTRA_TARGETS and any(derive.target_specific(b) and not b.native_stamp.is_file() for b in builds)
 
 
 def build_all(project: Project, targets: Sequence[TargetPlan], release: str, out: Path,
               options: BuildOptions) -> list[TargetResult]:
-    """The first target compiles the BEAM code; the others start from its release and tree."""
+    """The first target compiles the BEAM code; the others start from its release and tree, two at
+    a time, their native outputs compiled one target at a time in one mix VM. They start as soon
+    as the first target's `mix release` assembles (xrel's release step writes its release info):
+    their trees are synced and seeded, and that VM boots, meanwhile."""
     forget_earlier_builds()
     scans: dict = {}  # every target syncs the same sources: each tree is scanned once
     started = time.monotonic()
     first = prepare(project, targets[0], release, out, options)
-    results = [build_target(first, started, None, scans)]
-    if targets[1:]:
-        results += build_extras(project, targets[1:], release, out, options, derive.Seed(first), scans)
-    return results
+    if not targets[1:]:
+        return [build_target(first, started, None, scans)]
+    from concurrent.futures import ThreadPoolExecutor  # (its import costs the 1-target edit loop ~9 ms)
+
+    compiler, seed, extras, once = CompileServer(), derive.Seed(first), [], threading.Lock()
+    try:
+        with ThreadPoolExecutor(max_workers=PARALLEL_TARGETS) as pool:
+            preparing = [pool.submit(prepare, project, t, release, out, options) for t in targets[1:]]
+
+            def start_extras() -> None:
+                with once:
+                    if extras:
+                        return
+                    builds = [p.result() for p in preparing]
+                    if needs_compile_vm(builds):
+                        compiler.start(first.env)
+                    extras.extend(pool.submit(build_target, b, time.monotonic(), seed, scans, compiler)
+                                  for b in builds)
+
+            def start_early() -> None:  # (what fails here fails again, raised, after the first target)
+                with contextlib.suppress(Exception):
+                    start_extras()
+
+            try:
+                with when_written(first.release_info, start_early):
+                    results = [build_target(first, started, None, scans)]
+            except BaseException:
+                seed.finished(failed=True)
+                raise
+            seed.finished()
+            start_extras()
+            return results + [f.result() for f in extras]
+    finally:
+        compiler.close()
 
 
 def node_agent(config, project: Project, host):

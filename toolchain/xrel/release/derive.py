@@ -20,7 +20,8 @@ import json
 import os
 import shutil
 import stat
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from xrel.release.target_build import TargetBuild
@@ -34,11 +35,32 @@ class Underivable(Exception):
     """The target's release cannot be told from the seed's: mix must assemble it."""
 
 
+class SeedFailed(Exception):
+    """The first target's build failed: the targets started from it stop (its error is the build's)."""
+
+    step_end = "stopped"
+
+
 @dataclass(frozen=True)
 class Seed:
-    """The first target's build, whose release and trees the other targets start from."""
+    """The first target's build, whose release and trees the other targets start from. They may
+    start while its release assembles (its compiled apps are final then): `wait` until it is done."""
 
     build: TargetBuild
+    _over: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+    _failed: list = field(default_factory=list, compare=False, repr=False)
+
+    def finished(self, *, failed: bool = False) -> None:
+        """The first target's build is over (`failed`: without a release)."""
+        if failed:
+            self._failed.append(True)
+        self._over.set()
+
+    def wait(self) -> None:
+        """Until the first target's build is over; SeedFailed if it failed."""
+        self._over.wait()
+        if self._failed:
+            raise SeedFailed(f"{self.build.target}'s build failed")
 
     def info(self) -> dict:
         """What the seed's `mix release` reported (xrel's mix wrapper writes it)."""

@@ -16,7 +16,7 @@ it sets cargo's own variables instead, for the whole mix run of a target:
   targets never share objects.
 
 The app copy in the target's tree is where Rustler writes `priv/native/`, never the user's dep.
-The module that runs cargo is recompiled per target (the app is native: see forget_native_outputs).
+The module that runs cargo is recompiled per target (the app is native: see trees.forget_native_outputs).
 """
 
 from __future__ import annotations

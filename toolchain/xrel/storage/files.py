@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -85,3 +89,26 @@ def same_bytes(a: str | Path, b: str | Path, chunk: int = 1 << 20) -> bool:
                 return False
             if not x:
                 return True
+
+
+@contextlib.contextmanager
+def when_written(path: Path, callback: Callable[[], None], poll: float = 0.02) -> Iterator[None]:
+    """Call `callback` (in a thread of its own, once) as soon as `path` is written after the block
+    starts, if that happens before it ends; the block's end waits for a callback under way."""
+    done = threading.Event()
+    since = time.time()
+
+    def watch() -> None:
+        while not done.wait(poll):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime >= since:
+                    callback()
+                    return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()

@@ -10,7 +10,6 @@ table-tested (tests/test_ccfilter.py, a row for every rule).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -373,9 +372,11 @@ def command(config: CcConfig, args: list[str], source_prefix: str | None = None)
 
 
 def main(argv: list[str]) -> None:
-    """`ccfilter.py CONFIG_JSON ARGS...`: exec zig with the filtered ARGS."""
-    config = CcConfig.from_json(argv[1])
+    """`ccfilter.py CONFIG ARGS...` (CONFIG: CcConfig.to_arg): exec zig with the filtered ARGS."""
+    config = CcConfig.from_arg(argv[1])
     if os.environ.get("XREL_DROP_FLAGS"):
+        import json  # (only then: its import costs ~17 ms a call)
+
         config = config._replace(drop_args=tuple(json.loads(os.environ["XREL_DROP_FLAGS"])))
     cmd, notes = command(config, argv[2:], os.environ.get("XREL_SOURCE_PREFIX"))
     for note in notes:
@@ -384,6 +385,8 @@ def main(argv: list[str]) -> None:
                              f"to the target's (xrel zig-env --otp-root)\n")
     log = os.environ.get("XREL_CC_LOG")
     if log:
+        import json
+
         with open(log, "a") as f:
             record = {"argv": argv[2:], "cmd": cmd, "notes": [n.text for n in notes], "cwd": os.getcwd()}
             f.write(json.dumps(record) + "\n")

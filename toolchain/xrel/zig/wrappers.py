@@ -31,7 +31,7 @@ def write_wrappers(directory: Path, target: Target, zig: Path, configs: dict[str
     for mode, config in configs.items():
         body = (
             f"#!/bin/sh\n# xrel: zig as the C compiler for {target.id}\n"
-            f"exec {python} -S -E {script} {shlex.quote(config.to_json())} \"$@\"\n"
+            f"exec {python} -S -E {script} {config.to_arg()} \"$@\"\n"
         )
         for name in COMPILER_NAMES[mode]:
             write_if_changed(directory / name, body, 0o755)
