@@ -138,7 +138,7 @@ def report(name: str, case: str, s: dict[str, list[float]], bench_flags: tuple[s
     mode = " ".join(bench_flags) + " " if bench_flags else ""
     print(f"{name:<6}{case:<7}{mode}host {med['host']:6.2f}s  xrel 1 target {med['one']:6.2f}s  3 targets "
           f"{med['three']:6.2f}s  |  1 target {ratio:.2f}x host (goal <= {one_goal}x)  each extra "
-          f"{100 * extra:.0f}% of host (goal <= {100 * extra_goal:.0f}%)", flush=True)
+          f"{100 * extra:.1f}% of host (goal <= {100 * extra_goal:.0f}%)", flush=True)
 
 
 def tree_memory(pid: int) -> tuple[int, int]:
