@@ -55,6 +55,29 @@ def test_resync_only_copies_changes_and_keeps_build_outputs(tmp_path):
     assert (dst / "lib/b.ex").exists() and not (dst / "priv/data.txt").exists()
 
 
+def test_an_extra_targets_beam_only_sources_link_to_the_first_targets_current_copies(tmp_path):
+    src = make_tree(tmp_path / "src")
+    first, extra = tmp_path / "first", tmp_path / "extra"
+    beam = (".ex", ".erl")
+    sync_tree(src, first, excludes={"_build"}, drop_binaries_under=[src], beam_sources=beam)
+    sync_tree(src, extra, excludes={"_build"}, drop_binaries_under=[src], beam_sources=beam, twin=first)
+
+    def same_file(rel: str) -> bool:
+        return (first / rel).stat().st_ino == (extra / rel).stat().st_ino
+
+    assert same_file("lib/a.ex")  # a hard link: nothing copied
+    assert not same_file("c_src/nif.c") and not same_file("priv/data.txt")  # what native builds read: copies
+    # a changed source the first tree has not synced yet: the extra tree copies it, never the stale twin
+    (src / "lib" / "a.ex").write_text("defmodule A do def b, do: 2 end\n")
+    os.utime(src / "lib" / "a.ex", (1, 1))
+    sync_tree(src, extra, excludes={"_build"}, drop_binaries_under=[src], beam_sources=beam, twin=first)
+    assert (extra / "lib/a.ex").read_text() == "defmodule A do def b, do: 2 end\n" and not same_file("lib/a.ex")
+    assert (first / "lib/a.ex").read_text() == "defmodule A do end\n"
+    # the first tree's sync replaces its copy with a new file: the extra tree's stays as it is
+    sync_tree(src, first, excludes={"_build"}, drop_binaries_under=[src], beam_sources=beam)
+    assert (extra / "lib/a.ex").read_text() == (first / "lib/a.ex").read_text()
+
+
 def test_sync_never_writes_to_the_source(tmp_path):
     src = make_tree(tmp_path / "src")
     before = sorted((p.relative_to(src), p.lstat().st_mtime_ns) for p in src.rglob("*"))

@@ -252,7 +252,8 @@ def build_target(build: TargetBuild, started: float, seed: derive.Seed | None, s
         build.log.parent.mkdir(parents=True, exist_ok=True)
         build.log.write_text("")
         with progress.step(f"{build.label} compile and assemble"):
-            synced, native_synced = sync_workspace(build.project, build.workspace, scans)
+            synced, native_synced = sync_workspace(build.project, build.workspace, scans,
+                                                   seed.build.workspace if seed else None)
             inputs = record.build_inputs(build, synced)
             previous = record.previous_result(build, inputs)
             if previous is not None:

@@ -21,11 +21,13 @@ def xrel_outputs(project_dir: Path) -> set[str]:
     return {"dist"} if ours else set()
 
 
-def sync_workspace(project: Project, ws: Workspace, scans: dict | None = None) -> tuple[str, str]:
+def sync_workspace(project: Project, ws: Workspace, scans: dict | None = None,
+                   twin: Workspace | None = None) -> tuple[str, str]:
     """Mirror the project and every dependency into the target's tree (host binaries of
     native apps are not copied); returns digests of everything synced and of what native
     builds read (all but the BEAM-only sources of apps not recompiled per target). `scans`:
-    the build's, so each source tree is scanned once for all targets."""
+    the build's, so each source tree is scanned once for all targets; `twin`: the first target's
+    tree, synced before, whose copies of BEAM-only sources this tree links to."""
     inside = [a.path for a in project.deps if a.path.is_relative_to(project.path)]
 
     def beam_only(app: App) -> tuple[str, ...]:
@@ -35,12 +37,13 @@ def sync_workspace(project: Project, ws: Workspace, scans: dict | None = None) -
                        excludes={"_build", ".git", ".elixir_ls", "deps"} | xrel_outputs(project.path)
                        | rust.sync_excludes(project.own),
                        drop_binaries_under=[project.path] if project.own.native else [],
-                       skip_subtrees=inside, beam_sources=beam_only(project.own), scans=scans)]
+                       skip_subtrees=inside, beam_sources=beam_only(project.own), scans=scans,
+                       twin=twin.project if twin else None)]
     for app in project.deps:
-        dest = ws.root / app.path.resolve().relative_to(app.path.resolve().anchor)
-        stats.append(sync_tree(app.path, dest, excludes=rust.sync_excludes(app),
+        where = app.path.resolve().relative_to(app.path.resolve().anchor)
+        stats.append(sync_tree(app.path, ws.root / where, excludes=rust.sync_excludes(app),
                                drop_binaries_under=[app.path] if app.native else [], beam_sources=beam_only(app),
-                               scans=scans))
+                               scans=scans, twin=twin.root / where if twin else None))
     return (hashlib.sha256("".join(s.digest for s in stats).encode()).hexdigest(),
             hashlib.sha256("".join(s.native_digest for s in stats).encode()).hexdigest())
 

@@ -76,12 +76,13 @@ def _scan(src: Path, excludes: frozenset[str], drop_roots: tuple[str, ...], skip
 
 def sync_tree(src: Path, dst: Path, *, excludes: set[str] = frozenset(), drop_binaries_under: list[Path] = (),
               skip_subtrees: list[Path] = (), beam_sources: tuple[str, ...] = (),
-              scans: dict | None = None) -> SyncStats:
+              scans: dict | None = None, twin: Path | None = None) -> SyncStats:
     """Make `dst` hold `src`'s files: copy new/changed ones (mtimes kept, so mix and make see
     them unchanged), remove files that left `src` since the last sync, and leave build outputs
     that exist only in `dst` alone. Native binaries under `drop_binaries_under` are not copied.
-    Files ending in one of `beam_sources` are left out of the native digest. `scans`: a dict the
-    targets of one build share, so `src` is scanned once for all of them."""
+    Files ending in one of `beam_sources` are left out of the native digest and, with `twin`
+    (another target's mirror of `src`, synced this build), are hard links to its copies. `scans`:
+    a dict the targets of one build share, so `src` is scanned once for all of them."""
     stats = SyncStats()
     state, native = hashlib.sha256(), hashlib.sha256()
     manifest_path = dst / MANIFEST
@@ -99,9 +100,10 @@ def sync_tree(src: Path, dst: Path, *, excludes: set[str] = frozenset(), drop_bi
         current.add(rel)
         line = f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\n".encode()
         state.update(line)
-        if not (beam_sources and rel.endswith(beam_sources)):
+        beam_only = bool(beam_sources) and rel.endswith(beam_sources)
+        if not beam_only:
             native.update(line)
-        if _copy_unless_same(s, st, dst / rel):
+        if _copy_unless_same(s, st, dst / rel, twin / rel if twin is not None and beam_only else None):
             stats.copied += 1
     for rel in previous - current:
         p = dst / rel
@@ -127,8 +129,9 @@ def _same(s: Path, st: os.stat_result, d: Path) -> bool:
     return st.st_size == b.st_size and int(st.st_mtime) == int(b.st_mtime)
 
 
-def _copy_unless_same(s: Path, st: os.stat_result, d: Path) -> bool:
-    """Make `d` a copy of `s` (mtime kept) or the same symlink, unless it is already; True when copied."""
+def _copy_unless_same(s: Path, st: os.stat_result, d: Path, twin: Path | None = None) -> bool:
+    """Make `d` a copy of `s` (mtime kept) or the same symlink, unless it is already; True when
+    copied. `twin`: another tree's copy of `s`, which `d` becomes a hard link to when it is whole."""
     if _same(s, st, d):
         return False
     d.parent.mkdir(parents=True, exist_ok=True)
@@ -138,9 +141,22 @@ def _copy_unless_same(s: Path, st: os.stat_result, d: Path) -> bool:
         shutil.rmtree(d)
     if stat.S_ISLNK(st.st_mode):
         os.symlink(os.readlink(s), d)
-    else:
+    elif twin is None or not _linked(s, st, d, twin):
         shutil.copy2(s, d)
     return True
+
+
+def _linked(s: Path, st: os.stat_result, d: Path, twin: Path) -> bool:
+    """Make `d` a hard link to `twin` if that is a copy of `s` as it is (no build writes a BEAM-only
+    source in place; a sync replaces a changed file with a new one, its mtime set last)."""
+    try:
+        os.link(twin, d)
+    except OSError:  # no twin (yet), or links not possible here
+        return False
+    if _same(s, st, d):
+        return True
+    d.unlink()  # a stale copy (its tree not synced yet), or one another build is still writing
+    return False
 
 
 def mirrored(root: Path, path: Path) -> Path:
