@@ -6,6 +6,7 @@ first target fails they stop. The nif_make fixture on two targets, its release w
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -102,10 +103,14 @@ def compile_vms() -> list[int]:
 def test_extras_are_seeded_and_their_vm_booted_while_the_first_assembles_and_compile_after_it(paused, tmp_path):
     project, report = paused
     result = xrel.build(project, [FIRST, EXTRA], out=tmp_path / "out")
+    returned = time.time()
     # (mutations: extras started after the first: "gave up"; not waiting for it: "NIF compiled: true")
     assert report.read_text() == "seeded, compile VM up; NIF compiled: false"
     extra = result.targets[1]
     assert extra.target == EXTRA and any("fixture_nif.so" in f.path for f in extra.native_files)
+    # the extra's seconds are its own, after the first target's end (which came after the pause's
+    # report), not its time beside the first target's build (mutation: counted from its start)
+    assert extra.seconds <= returned - report.stat().st_mtime + 0.01
     assert compile_vms() == []
 
 

@@ -260,7 +260,7 @@ def build_target(build: TargetBuild, started: float, seed: derive.Seed | None, s
                 return up_to_date(build, previous, inputs, started)
             record.forget(build)
             report = make_release(build, seed, record.build_inputs(build, native_synced), compiler)
-        result = package(build, report, started)
+        result = package(build, report, seed.own_time_from(started) if seed else started)
         record.save(build, inputs, result)
         return result
 

@@ -21,6 +21,7 @@ import os
 import shutil
 import stat
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,12 +50,19 @@ class Seed:
     build: TargetBuild
     _over: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
     _failed: list = field(default_factory=list, compare=False, repr=False)
+    _over_at: list = field(default_factory=list, compare=False, repr=False)
 
     def finished(self, *, failed: bool = False) -> None:
         """The first target's build is over (`failed`: without a release)."""
         if failed:
             self._failed.append(True)
+        self._over_at.append(time.monotonic())
         self._over.set()
+
+    def own_time_from(self, started: float) -> float:
+        """The start of a target's own time: `started`, or the first target's end when that came later
+        (what it did beside the first target's build does not count as its seconds)."""
+        return max([started, *self._over_at[:1]])
 
     def wait(self) -> None:
         """Until the first target's build is over; SeedFailed if it failed."""
