@@ -11,7 +11,7 @@ from xrel.release import rust
 from xrel.release.mix import Project
 from xrel.release.native import BEAM_SOURCES, App
 from xrel.release.target_build import TargetBuild
-from xrel.release.workspace import Workspace, sync_tree
+from xrel.release.workspace import Workspace, mirrored, sync_tree
 
 
 def xrel_outputs(project_dir: Path) -> set[str]:
@@ -40,10 +40,9 @@ def sync_workspace(project: Project, ws: Workspace, scans: dict | None = None,
                        skip_subtrees=inside, beam_sources=beam_only(project.own), scans=scans,
                        twin=twin.project if twin else None)]
     for app in project.deps:
-        where = app.path.resolve().relative_to(app.path.resolve().anchor)
-        stats.append(sync_tree(app.path, ws.root / where, excludes=rust.sync_excludes(app),
+        stats.append(sync_tree(app.path, mirrored(ws.root, app.path), excludes=rust.sync_excludes(app),
                                drop_binaries_under=[app.path] if app.native else [], beam_sources=beam_only(app),
-                               scans=scans, twin=twin.root / where if twin else None))
+                               scans=scans, twin=mirrored(twin.root, app.path) if twin else None))
     return (hashlib.sha256("".join(s.digest for s in stats).encode()).hexdigest(),
             hashlib.sha256("".join(s.native_digest for s in stats).encode()).hexdigest())
 
