@@ -8,6 +8,7 @@ import pytest
 
 from xrel import recipes
 from xrel.errors import UsageError
+from xrel.schemas.packages import PackageRecipe
 
 
 def test_every_real_recipe_loads_typed():
@@ -16,7 +17,7 @@ def test_every_real_recipe_loads_typed():
     assert sources.debian.suites[0].name == "bookworm" and isinstance(sources.debian.suites[0].otp, int)
     assert sources.windows.installer_leftovers and sources.debian.keyring.endswith(".gpg")
     assert recipes.package("exqlite").precompiler == "cc_precompiler"
-    assert recipes.package("not-named-anywhere") == recipes.PackageRecipe()
+    assert recipes.package("not-named-anywhere") == PackageRecipe()
     assert recipes.sonames().sonames["libc.so.6"] == "libc6" and "libc-bin" in recipes.sonames().sysroot.left_out
     assert recipes.targets().host.arches["amd64"] == "x86_64"
     compat = recipes.compat()

@@ -20,8 +20,8 @@ import upstream_layouts as layouts
 from xrel.errors import InspectionError, NotAvailableError, UsageError, VerificationError
 from xrel.inspection import binaries
 from xrel.runtimes import Runtime, cached_runtime, fetch_runtime, list_offers
+from xrel.runtimes.base import METADATA
 from xrel.runtimes.hexbuilds import parse_builds_txt
-from xrel.runtimes.normalize import METADATA
 from xrel.targets import Target
 
 ARCHIVE_LEFTOVERS = (".part", ".tmp-")

@@ -71,6 +71,8 @@ def test_targets_loads_no_heavy_module(tmp_path):
     assert offenders(modules, ("xrel.runtimes", "xrel.zig", "packaging")) == []
     # only the module of `targets` is loaded, not every command's
     assert sorted(m for m in modules if m.startswith("xrel.cli.")) == ["xrel.cli.app", "xrel.cli.commands"]
+    # and of the recipes' classes only those of targets.toml
+    assert sorted(m for m in modules if m.startswith("xrel.schemas.")) == ["xrel.schemas.targets"]
 
 
 def test_cached_fetch_erts_loads_no_heavy_module(tmp_path):
@@ -84,7 +86,20 @@ def test_cached_fetch_erts_loads_no_heavy_module(tmp_path):
     modules = loaded_modules(tmp_path, "fetch-erts", "aarch64-linux-gnu", "--otp", "27", env=env)
     assert "xrel.runtimes" in modules  # the probe did run the command
     assert offenders(modules, HEAVY + MACHINERY) == []
-    assert offenders(modules, ("xrel.runtimes.debian", "xrel.runtimes.unpack", "xrel.zig")) == []
+    assert offenders(modules, ("xrel.runtimes.debian", "xrel.runtimes.unpack", "xrel.runtimes.normalize",
+                               "xrel.zig")) == []
+    assert sorted(m for m in modules if m.startswith("xrel.schemas.")) == ["xrel.schemas.targets"]
+
+
+def test_version_is_the_installed_one_without_reading_metadata(tmp_path):
+    """`xrel --version` prints xrel.__version__ (what the wheel's metadata says: pyproject.toml reads it
+    from there) without importing importlib.metadata (~30 ms)."""
+    import importlib.metadata
+
+    modules = loaded_modules(tmp_path, "--version")
+    assert offenders(modules, ("importlib.metadata",)) == []
+    proc = subprocess.run([sys.executable, "-m", "xrel", "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split()[-1] == importlib.metadata.version("xrel")
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

@@ -43,6 +43,8 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def convert(value: Any, hint: Any, file: str, where: str) -> Any:
     """`value` checked against the type `hint` (and converted: arrays to tuples, int keys)."""
+    if type(value) is hint and hint in _KINDS:  # most values: a string where a string belongs
+        return value
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (Union, types.UnionType):
         if value is None and _NONE in args:

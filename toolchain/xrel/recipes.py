@@ -1,14 +1,16 @@
 """The TOML data in recipes/, as frozen dataclasses: targets, runtime sources, package quirks,
 sonames, version facts. Every file is checked on load: an unknown key or a value of the wrong
-type is an error naming the file and the key (see xrel.recipe_schema)."""
+type is an error naming the file and the key (see xrel.recipe_schema). Each file's classes live in
+xrel.schemas.<file>, imported when that file is first read (`xrel targets` defines none of the
+runtime sources' classes)."""
 
 from __future__ import annotations
 
 import functools
+import importlib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 try:
     import tomllib
@@ -17,6 +19,13 @@ except ModuleNotFoundError:  # Python 3.10
 
 from xrel.errors import UsageError
 from xrel.recipe_schema import build
+
+if TYPE_CHECKING:
+    from xrel.schemas.compat import Compat
+    from xrel.schemas.packages import PackageRecipe
+    from xrel.schemas.sonames import SonamesRecipe
+    from xrel.schemas.sources import Sources
+    from xrel.schemas.targets import TargetsRecipe
 
 
 def recipes_dir() -> Path:
@@ -30,172 +39,15 @@ def recipes_dir() -> Path:
     return Path(__file__).resolve().parent / "_recipes"  # where the wheel installs recipes/
 
 
-# -- targets.toml --------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class HostNames:
-    """[host]: how this machine's platform.machine() names map to target names."""
-
-    arches: dict[str, str]  # platform.machine() -> target arch (amd64 -> x86_64)
-    linux_abi_suffixes: dict[str, str] = field(default_factory=dict)  # arch -> text after the libc abi
-
-
-@dataclass(frozen=True)
-class TargetsRecipe:
-    targets: dict[str, dict[str, Any]]  # each entry is checked against xrel.targets.Target
-    host: HostNames
-
-
-# -- sources.toml --------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class DebianSuite:
-    name: str
-    otp: int  # the OTP major it ships
-    glibc: str  # what its ERTS needs
-    arches: tuple[str, ...]
-    also: tuple[str, ...] = ()  # -updates / -security companions
-
-
-@dataclass(frozen=True)
-class DebianSettings:
-    keyring: str
-    source_package: str
-    left_out: tuple[str, ...]
-    gui_apps_left_out: tuple[str, ...]
-    suites: tuple[DebianSuite, ...]
-
-
-@dataclass(frozen=True)
-class HexBuildsSettings:
-    base_url: str
-    oses: tuple[str, ...]
-    arches: dict[str, str]
-    glibc: dict[str, str]
-
-
-@dataclass(frozen=True)
-class OtpBuildsSettings:
-    base_url: str
-    checksums_url: str
-    triples: dict[str, str]
-
-
-@dataclass(frozen=True)
-class WindowsSettings:
-    base_url: str
-    first_zip: str
-    assets: dict[str, str]
-    known_zips: tuple[str, ...] = ()
-    installer_leftovers: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class AlpineKey:
-    sha256: str
-    arches: tuple[str, ...] = ()  # none: every arch
-
-
-@dataclass(frozen=True)
-class AlpineSettings:
-    base_url: str
-    branches: tuple[str, ...]
-    repository: str
-    arches: dict[str, str]
-    package_pattern: str
-    subpackages: tuple[str, ...] = ()
-    left_out: tuple[str, ...] = ()
-    keys: dict[str, AlpineKey] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Sources:
-    debian: DebianSettings
-    hexbuilds: HexBuildsSettings
-    otp_builds: OtpBuildsSettings
-    windows: WindowsSettings
-    alpine: AlpineSettings
-
-
-# -- packages.toml (the keys are explained at the top of the file) -------------------------------
-
-UsedLibrary = Literal["rustler", "rustler_precompiled", "cc_precompiler"]
-
-
-@dataclass(frozen=True)
-class PackageRecipe:
-    native: bool = False
-    recompile_per_target: bool = False
-    precompiler: Literal["rustler_precompiled", "cc_precompiler"] | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    drop_flags: tuple[str, ...] = ()
-    broken_targets: dict[str, str] = field(default_factory=dict)
-    sysroot_packages: tuple[str, ...] = ()
-    ignore_uses: tuple[UsedLibrary, ...] = ()
-
-
-@dataclass(frozen=True)
-class PackagesRecipe:
-    packages: dict[str, PackageRecipe] = field(default_factory=dict)
-
-
-# -- sonames.toml --------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SysrootSettings:
-    left_out: tuple[str, ...] = ()  # packages never put into a sysroot, nor followed
-
-
-@dataclass(frozen=True)
-class SonamesRecipe:
-    sonames: dict[str, str]  # soname -> Debian package, where the policy name is wrong
-    sysroot: SysrootSettings = SysrootSettings()
-
-
-# -- compat.toml ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class JitFlags:
-    arch: str
-    from_otp: int
-    flags: str
-
-
-@dataclass(frozen=True)
-class RustlerFacts:
-    minimum: str
-
-
-@dataclass(frozen=True)
-class Compat:
-    """recipes/compat.toml: version facts the build and run rules read."""
-
-    elixir_otp: dict[str, tuple[int, int]]  # Elixir "1.18" -> (oldest, newest) OTP major
-    nif_versions: dict[int, str]  # OTP major -> NIF version
-    qemu_jit_flags: tuple[JitFlags, ...]
-    rustler: RustlerFacts
-
-    @property
-    def rustler_minimum(self) -> str:
-        return self.rustler.minimum
-
-    def nif_version(self, otp_major: int) -> str | None:
-        return self.nif_versions.get(otp_major)
-
-    def jit_flags(self, arch: str, otp_major: int) -> str:
-        """Flags for the JIT of `arch` under qemu-user at `otp_major` ("" when none apply)."""
-        found = [j for j in self.qemu_jit_flags if j.arch == arch and j.from_otp <= otp_major]
-        return max(found, key=lambda j: j.from_otp).flags if found else ""
-
-
 # -- loading -------------------------------------------------------------------------------------
 
-SCHEMAS: dict[str, type] = {
-    "targets": TargetsRecipe,
-    "sources": Sources,
-    "packages": PackagesRecipe,
-    "sonames": SonamesRecipe,
-    "compat": Compat,
+# recipe file -> the class of its whole contents, in xrel.schemas.<file>
+SCHEMAS: dict[str, str] = {
+    "targets": "TargetsRecipe",
+    "sources": "Sources",
+    "packages": "PackagesRecipe",
+    "sonames": "SonamesRecipe",
+    "compat": "Compat",
 }
 
 
@@ -212,7 +64,8 @@ def _parse(path: str) -> dict[str, Any]:
 
 @functools.cache
 def _typed(path: str, name: str) -> Any:
-    return build(SCHEMAS[name], _parse(path), path)
+    module = importlib.import_module(f"xrel.schemas.{name}")
+    return build(getattr(module, SCHEMAS[name]), _parse(path), path)
 
 
 def _path(name: str) -> str:
@@ -241,6 +94,8 @@ def packages() -> dict[str, PackageRecipe]:
 
 def package(name: str) -> PackageRecipe:
     """The quirks of one mix package (all defaults when packages.toml does not name it)."""
+    from xrel.schemas.packages import PackageRecipe
+
     return packages().get(name, PackageRecipe())
 
 

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from xrel import progress
+from xrel import __version__, progress
 from xrel.errors import XrelError
 
 
@@ -93,7 +93,7 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @global_options
-@click.version_option(package_name="xrel")
+@click.version_option(version=__version__, prog_name="xrel")
 def main() -> None:
     """Cross-build Elixir/Erlang releases for any target, with zig and prebuilt OTP runtimes."""
     exit_on_sigterm()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xrel import recipes
 from xrel.debian import apt
-from xrel.recipes import DebianSuite
+from xrel.schemas.sources import DebianSuite
 from xrel.targets import Target
 from xrel.versions import version_key
 

@@ -16,7 +16,7 @@ from xrel import progress, recipes
 from xrel.debian import suites
 from xrel.debian.suites import suites_for
 from xrel.errors import EmulationError, NotAvailableError
-from xrel.recipes import DebianSuite
+from xrel.schemas.sources import DebianSuite
 from xrel.storage import cache
 from xrel.storage.archive import extract_deb
 from xrel.storage.download import fetch_verified

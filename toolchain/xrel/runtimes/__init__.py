@@ -10,8 +10,7 @@ from pathlib import Path
 from xrel import progress
 from xrel.errors import NotAvailableError, UsageError, VerificationError, XrelError
 from xrel.runtimes import versions
-from xrel.runtimes.base import FetchOptions, Offer, get_source
-from xrel.runtimes.normalize import METADATA, finalize
+from xrel.runtimes.base import METADATA, FetchOptions, Offer, get_source
 from xrel.storage import cache
 from xrel.storage.files import is_sha256
 from xrel.targets import Target
@@ -217,6 +216,8 @@ def install(offer: Offer, target: Target, options: FetchOptions, force: bool = F
 
     `check` sees the source's provenance (sha256s, packages) before anything is renamed into place
     and raises to refuse it (a lock's hashes)."""
+    from xrel.runtimes.normalize import finalize  # not at the top: a cached runtime needs none of it
+
     name = entry_name(target, offer.source, offer.version, offer.details.get("variant"))
     final = cache.area("runtimes") / name
     with cache.locked("runtimes", name):

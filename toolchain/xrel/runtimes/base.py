@@ -12,6 +12,8 @@ from xrel import recipes
 from xrel.errors import UsageError, VerificationError
 from xrel.targets import Target
 
+METADATA = "xrel-runtime.json"  # in every runtime's root: what it is (Runtime.meta)
+
 
 @dataclass(frozen=True)
 class Offer:
@@ -89,7 +91,7 @@ def get_source(name: str) -> Source:
 
 
 def settings(name: str) -> Any:
-    """A source's settings: its table of recipes/sources.toml, typed (recipes.Sources)."""
+    """A source's settings: its table of recipes/sources.toml, typed (xrel.schemas.sources.Sources)."""
     return getattr(recipes.sources(), name)
 
 

@@ -9,12 +9,12 @@ import shutil
 from pathlib import Path
 
 from xrel.errors import NotAvailableError, VerificationError
+from xrel.runtimes.base import METADATA
 from xrel.runtimes.versions import nif_version
 from xrel.storage.cache import remove
 from xrel.targets import Target
 from xrel.versions import release, version_key
 
-METADATA = "xrel-runtime.json"
 _ROOTDIR_LINE = re.compile(r'^(\s*)ROOTDIR="?(/[^"\n]*)"?\s*$', re.MULTILINE)
 
 
