@@ -132,13 +132,16 @@ def rounds(bench: Bench, case: str, runs: int) -> dict[str, list[float]]:
 
 def report(name: str, case: str, s: dict[str, list[float]], bench_flags: tuple[str, ...] = ()) -> None:
     one_goal, extra_goal = GOALS[(name, case)]
-    ratio = statistics.median(o / h for o, h in zip(s["one"], s["host"]))
-    extra = statistics.median((t - o) / 2 / h for o, t, h in zip(s["one"], s["three"], s["host"]))
+    ratios = [o / h for o, h in zip(s["one"], s["host"])]
+    extras = [(t - o) / 2 / h for o, t, h in zip(s["one"], s["three"], s["host"])]
+    ratio, extra = statistics.median(ratios), statistics.median(extras)
     med = {k: statistics.median(v) for k, v in s.items()}
     mode = " ".join(bench_flags) + " " if bench_flags else ""
     print(f"{name:<6}{case:<7}{mode}host {med['host']:6.2f}s  xrel 1 target {med['one']:6.2f}s  3 targets "
           f"{med['three']:6.2f}s  |  1 target {ratio:.2f}x host (goal <= {one_goal}x)  each extra "
           f"{100 * extra:.1f}% of host (goal <= {100 * extra_goal:.0f}%)", flush=True)
+    print(f"{'':13}rounds: 1 target {' '.join(f'{r:.2f}x' for r in ratios)};  each extra "
+          f"{' '.join(f'{100 * e:.1f}%' for e in extras)}", flush=True)
 
 
 def tree_memory(pid: int) -> tuple[int, int]:
