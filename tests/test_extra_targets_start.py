@@ -1,7 +1,8 @@
 """Extra targets start while the first target's `mix release` assembles: their trees are synced and
-seeded, and the VM that compiles their native outputs boots, meanwhile; they compile only after the
-first target's build is over (zig beside mix's VM would be the build's peak memory), and when the
-first target fails they stop. The nif_make fixture on two targets, its release with one more step
+seeded meanwhile, and the VM that compiles their native outputs boots earlier, when the first target's
+BEAM code starts compiling (after its NIF); they compile only after the first target's build is
+over (zig beside mix's VM would be the build's peak memory), and when the first target fails they
+stop. The nif_make fixture on two targets, its release with one more step
 (after xrel's own, before mix's assembly) that watches what the build does while it waits."""
 
 from __future__ import annotations
@@ -127,4 +128,43 @@ def test_when_the_first_target_fails_the_started_extras_stop_and_its_error_is_th
     extra_log = next(builds(project).glob(f"{EXTRA}-*/build.log")).read_text()
     assert "$ mix compile" not in extra_log  # it never compiled
     assert not (tmp_path / "out" / FIRST / "nif_make").exists() and not (tmp_path / "out" / EXTRA / "nif_make").exists()
+    assert compile_vms() == []
+
+
+WAITS_FOR_THE_VM = """
+defmodule NifMake.WaitsForTheCompileVM do
+  @moduledoc false
+  # compiled with the first target's BEAM code: waits there (up to 20 s) for xrel's compile VM
+  if System.get_env("XREL_TARGET") == System.get_env("PAUSE_TARGET") do
+    up? = fn ->
+      Enum.any?(Path.wildcard("/proc/[0-9]*/cmdline"), fn file ->
+        match?({:ok, text} when is_binary(text), File.read(file)) and
+          String.contains?(File.read!(file), "compile_server.exs")
+      end)
+    end
+
+    up = Enum.find(1..200, fn _ -> up?.() or (Process.sleep(100) && false) end)
+    File.write!(System.fetch_env!("PAUSE_REPORT"), if(up, do: "compile VM up", else: "gave up"))
+  end
+end
+"""
+
+
+@pytest.mark.timeout(300)
+def test_the_compile_vm_boots_while_the_first_targets_beam_code_compiles_after_its_nif(tmp_path, monkeypatch):
+    """xrel's mix wrapper marks the start of the first target's BEAM compile (its deps and NIF are
+    done: zig's memory is freed), and the compile VM boots then, not when the release assembles."""
+    project = copy_fixtures(tmp_path / "src", "nif_make") / "nif_make"
+    (project / "lib" / "waits_for_the_compile_vm.ex").write_text(WAITS_FOR_THE_VM)
+    report = tmp_path / "report"
+    monkeypatch.setenv("PAUSE_TARGET", FIRST)
+    monkeypatch.setenv("PAUSE_REPORT", str(report))
+    xrel.build(project, [FIRST, EXTRA], out=tmp_path / "out")
+    # (mutations: no mark, or the VM booted at the release's assembly: "gave up")
+    assert report.read_text() == "compile VM up"
+    state = next(builds(project).glob(f"{FIRST}-*/"))
+    lib = next((state / "root").glob("**/_build/prod/lib/nif_make"))
+    mark = (state / "beam-compile-started").stat().st_mtime
+    # (mutation: the mark written as the project loads, before its NIF: fails)
+    assert (lib / "priv" / "fixture_nif.so").stat().st_mtime <= mark <= report.stat().st_mtime
     assert compile_vms() == []

@@ -79,3 +79,41 @@ def test_mix_keeps_the_code_paths_xrel_prepends(tmp_path):
     out = subprocess.run(["mix", "run", "--no-start", "--no-compile", "-e", probe], cwd=project, env=env,
                          check=True, capture_output=True, text=True)
     assert out.stdout.strip().splitlines()[-1] == "true"
+
+
+PROBED_MIX_EXS = """
+defmodule Probed.MixProject do
+  use Mix.Project
+  def project, do: [app: :probed, version: "0.1.0", compilers: [:probe] ++ Mix.compilers()]
+end
+
+defmodule Mix.Tasks.Compile.Probe do
+  use Mix.Task.Compiler
+
+  def run(_args) do
+    File.write!(System.fetch_env!("PROBE_OUT") <> ".native", inspect(File.exists?(System.fetch_env!("XREL_BEAM_MARK"))))
+    :ok
+  end
+end
+"""
+
+PROBED_MODULE = """
+defmodule Probed do
+  File.write!(System.fetch_env!("PROBE_OUT") <> ".beam", inspect(File.exists?(System.fetch_env!("XREL_BEAM_MARK"))))
+end
+"""
+
+
+def test_the_beam_compile_mark_comes_after_the_projects_earlier_compilers_and_before_its_elixir(tmp_path):
+    """XREL_BEAM_MARK: written once the compilers before Elixir's ran (a native one among them),
+    before any module compiles: xrel boots its compile VM then (build.build_all)."""
+    project = tmp_path / "probed"
+    (project / "lib").mkdir(parents=True)
+    (project / "mix.exs").write_text(PROBED_MIX_EXS)
+    (project / "lib" / "probed.ex").write_text(PROBED_MODULE)
+    probe, mark = tmp_path / "seen", tmp_path / "beam-compile-started"
+    env = mix_env_vars(project, "prod", {"MIX_BUILD_PATH": str(tmp_path / "b"), "PROBE_OUT": str(probe),
+                                         "XREL_BEAM_MARK": str(mark)})
+    subprocess.run(["mix", "compile"], cwd=project, env=env, check=True, capture_output=True)
+    # (mutations: the mark written as the project loads: "true" for the native compiler; none: "false")
+    assert (probe.with_suffix(".native").read_text(), probe.with_suffix(".beam").read_text()) == ("false", "true")

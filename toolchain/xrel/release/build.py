@@ -13,7 +13,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -71,6 +71,7 @@ def mix_environment(build: TargetBuild) -> dict[str, str]:
     extra = {**build.toolchain.env(), **rust.cargo_env(build.project, build.target, build.workspace),
              **precompiled.cache_env(), "XREL_INCLUDE_ERTS": str(build.runtime.erts_dir),
              "XREL_TARGET_OS": build.target.os, "XREL_RELEASE_INFO": str(build.release_info),
+             "XREL_BEAM_MARK": str(build.beam_mark),
              "XREL_SOURCE_PREFIX": str(build.workspace.project)}  # the zig wrapper maps it to "." (reproducible)
     if build.options.mix_target:
         extra["MIX_TARGET"] = build.options.mix_target
@@ -270,12 +271,21 @@ def needs_compile_vm(builds: Sequence[TargetBuild]) -> bool:
     return DERIVE_EXTRA_TARGETS and any(derive.target_specific(b) and not b.native_stamp.is_file() for b in builds)
 
 
+def quietly(step: Callable[[], None]) -> Callable[[], None]:
+    """`step` with its errors dropped: a step taken early, whose failure shows again, raised, later."""
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            step()
+    return run
+
+
 def build_all(project: Project, targets: Sequence[TargetPlan], release: str, out: Path,
               options: BuildOptions) -> list[TargetResult]:
     """The first target compiles the BEAM code; the others start from its release and tree, two at
-    a time, their native outputs compiled one target at a time in one mix VM. They start as soon
-    as the first target's `mix release` assembles (xrel's release step writes its release info):
-    their trees are synced and seeded, and that VM boots, meanwhile."""
+    a time, their native outputs compiled one target at a time in one mix VM. That VM boots when
+    the first target's BEAM code starts compiling (xrel's mix wrapper marks it: its native outputs
+    are done, zig's memory is freed); the others start as soon as its `mix release` assembles
+    (xrel's release step writes its release info): their trees are synced and seeded meanwhile."""
     forget_earlier_builds()
     scans: dict = {}  # every target syncs the same sources: each tree is scanned once
     started = time.monotonic()
@@ -289,22 +299,22 @@ def build_all(project: Project, targets: Sequence[TargetPlan], release: str, out
         with ThreadPoolExecutor(max_workers=PARALLEL_TARGETS) as pool:
             preparing = [pool.submit(prepare, project, t, release, out, options) for t in targets[1:]]
 
+            def boot_compile_vm() -> None:
+                builds = [p.result() for p in preparing]
+                if needs_compile_vm(builds):
+                    compiler.start(first.env)
+
             def start_extras() -> None:
                 with once:
                     if extras:
                         return
-                    builds = [p.result() for p in preparing]
-                    if needs_compile_vm(builds):
-                        compiler.start(first.env)
-                    extras.extend(pool.submit(build_target, b, time.monotonic(), seed, scans, compiler)
-                                  for b in builds)
-
-            def start_early() -> None:  # (what fails here fails again, raised, after the first target)
-                with contextlib.suppress(Exception):
-                    start_extras()
+                    boot_compile_vm()
+                    extras.extend(pool.submit(build_target, p.result(), time.monotonic(), seed, scans, compiler)
+                                  for p in preparing)
 
             try:
-                with when_written(first.release_info, start_early):
+                with when_written(first.beam_mark, quietly(boot_compile_vm)), \
+                        when_written(first.release_info, quietly(start_extras)):
                     results = [build_target(first, started, None, scans)]
             except BaseException:
                 seed.finished(failed=True)

@@ -76,6 +76,11 @@ class TargetBuild:
         return self.state_dir / "release-info.json"
 
     @property
+    def beam_mark(self) -> Path:
+        """Written by xrel's mix wrapper when the tree's BEAM compile starts (XREL_BEAM_MARK)."""
+        return self.state_dir / "beam-compile-started"
+
+    @property
     def release_dir(self) -> Path:
         return self.out / self.target.id / self.release
 

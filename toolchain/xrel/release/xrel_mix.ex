@@ -55,6 +55,24 @@ defmodule Xrel.Release do
     end
   end
 
+  # With XREL_BEAM_MARK set, that file is written when the project's compilers before Elixir's are
+  # done (its deps and its own native outputs compiled, its BEAM code about to be): xrel then boots
+  # the VM its other targets compile in, beside the BEAM compile rather than its release's assembly.
+  # Nothing when Elixir's compiler comes first or not at all (xrel boots that VM later, as before).
+  def mark_beam_compile(config) do
+    compilers = Keyword.get(config, :compilers, Mix.compilers())
+
+    with mark when is_binary(mark) <- System.get_env("XREL_BEAM_MARK"),
+         index when is_integer(index) and index > 0 <- Enum.find_index(compilers, &(&1 == :elixir)) do
+      Mix.Task.Compiler.after_compiler(Enum.at(compilers, index - 1), fn result ->
+        File.write(mark, "")
+        result
+      end)
+    end
+
+    :ok
+  end
+
   defp adjust_releases(config, erts) do
     releases = Keyword.get(config, :releases, [])
 
