@@ -27,6 +27,8 @@ from xrel.host import ERLANG_HINT, require
 from xrel.release.mix import mix_failure
 
 SCRIPT = Path(__file__).with_name("compile_server.exs")
+# its schedulers do not spin when out of work: the VM waits beside the first target's BEAM compile
+NO_BUSY_WAIT = ["--erl", "+sbwt none +sbwtdcpu none +sbwtdio none"]
 
 
 def _request(app: str, tree: Path, env: dict[str, str]) -> bytes:
@@ -49,8 +51,8 @@ class CompileServer:
             if self.proc is None:
                 require("elixir", ERLANG_HINT)
                 self.proc = subprocess.Popen(
-                    ["elixir", str(SCRIPT)], env={**env, "XREL_SERVER_TOKEN": self.token}, cwd=str(SCRIPT.parent),
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                    ["elixir", *NO_BUSY_WAIT, str(SCRIPT)], env={**env, "XREL_SERVER_TOKEN": self.token},
+                    cwd=str(SCRIPT.parent), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def compile(self, app: str, tree: Path, env: dict[str, str], log: Path, what: str) -> None:
         """`mix compile` of project `app` in `tree` with exactly `env`; BuildError (the log's tail) if it fails."""
