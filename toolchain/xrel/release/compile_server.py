@@ -2,16 +2,16 @@
 
 An extra target compiles only its native outputs (its tree holds the first target's BEAM code), and
 a VM start plus Mix's project load is most of that (~0.5 s against ~0.3 s of compilers on the
-nif_make fixture). The server (compile_server.exs), started early (below) or by the first request, enters each
-target's tree with `Mix.Project.in_project` and that target's whole environment, and ends with
-the build. Requests come one at a time (build.NATIVE_COMPILES); each one's output goes to its
-target's log, as a `mix compile` of its own would.
+nif_make fixture). The server (compile_server.exs), started early (below) or by the first request,
+enters each target's tree with `Mix.Project.in_project` and that target's whole environment, and
+ends with the build. Requests come one at a time (build.NATIVE_COMPILES); each one's output goes to
+its target's log, as a `mix compile` of its own would.
 
 A build starts it when the first target's BEAM code starts compiling (xrel's mix wrapper writes
-a mark then; build.build_all), or else when its release assembles. Its boot (~0.6 s of CPU) then
-runs beside that compile, which leaves part of the 2nd core idle, not beside the assembly, which it
-slowed by ~0.5 s, nor between the first target's end and the extra targets' compiles. Measured on
-the big benchmark project: the assembly beside the extras' start 0.94-0.98 s -> 0.42-0.64 s (0.44-0.47 s
+a mark then; build.build_all), or else when its release assembles. Its boot (~0.8 s of CPU with
+Mix's code loaded) then runs beside that compile, not beside the assembly, which it slowed by
+~0.5 s, nor between the first target's end and the extra targets' compiles. Measured on the big
+benchmark project: the assembly beside the extras' start 0.94-0.98 s -> 0.42-0.64 s (0.44-0.47 s
 alone); after the first target's end, both extras 1.31-1.47 s -> 0.80-0.98 s.
 """
 
