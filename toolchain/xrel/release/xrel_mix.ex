@@ -58,12 +58,15 @@ defmodule Xrel.Release do
   # With XREL_BEAM_MARK set, that file is written when the project's compilers before Elixir's are
   # done (its deps and its own native outputs compiled, its BEAM code about to be): xrel then boots
   # the VM its other targets compile in, beside the BEAM compile rather than its release's assembly.
-  # Nothing when Elixir's compiler comes first or not at all (xrel boots that VM later, as before).
+  # Nothing when Elixir's compiler comes first or not at all, or Mix has no after_compiler (xrel
+  # then boots that VM when the release assembles, as before).
   def mark_beam_compile(config) do
     compilers = Keyword.get(config, :compilers, Mix.compilers())
 
     with mark when is_binary(mark) <- System.get_env("XREL_BEAM_MARK"),
-         index when is_integer(index) and index > 0 <- Enum.find_index(compilers, &(&1 == :elixir)) do
+         index when is_integer(index) and index > 0 <- Enum.find_index(compilers, &(&1 == :elixir)),
+         true <- Code.ensure_loaded?(Mix.Task.Compiler),
+         true <- function_exported?(Mix.Task.Compiler, :after_compiler, 2) do
       Mix.Task.Compiler.after_compiler(Enum.at(compilers, index - 1), fn result ->
         File.write(mark, "")
         result
