@@ -108,6 +108,10 @@ class Bench:
 
     def clean_xrel(self) -> None:
         self.settle()
+        self.forget_xrel()
+
+    def forget_xrel(self) -> None:
+        """xrel's build trees of the project and its output dir gone."""
         shutil.rmtree(cache.cache_root() / "builds" / project_key(self.project, "prod"), ignore_errors=True)
         shutil.rmtree(self.out, ignore_errors=True)
 
@@ -238,6 +242,7 @@ def main() -> None:
                 memory(bench)
             bench.settle()
             early_mix.dismiss(bench.project)
+            bench.forget_xrel()  # (its build trees would stay in the cache, the project gone)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
