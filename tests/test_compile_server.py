@@ -12,6 +12,7 @@ import pytest
 
 from xrel.errors import BuildError
 from xrel.release.compile_server import CompileServer
+from xrel.release.mix import helpers_ebin
 
 pytestmark = pytest.mark.skipif(not shutil.which("elixir"), reason="needs Elixir (scripts/setup.sh installs it)")
 
@@ -65,20 +66,32 @@ def tree(root: Path, name: str) -> Path:
 
 
 def env(**extra: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("MIX_") and k not in ("PROBE", "ONLY_FIRST")}
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith("MIX_") and k not in ("PROBE", "ONLY_FIRST", "XREL_MIX_EBIN")}
     return {**base, "MIX_ENV": "prod", **extra}
+
+
+@pytest.fixture(params=["precompiled", "compiled at boot"])
+def helpers(request) -> dict[str, str]:
+    """The VM's module from xrel's helpers ebin (as a build runs it), or compiled by its script."""
+    if request.param == "compiled at boot":
+        return {}
+    ebin = helpers_ebin()
+    assert ebin is not None and (ebin / "Elixir.Xrel.CompileServer.beam").is_file()
+    return {"XREL_MIX_EBIN": str(ebin)}
 
 
 def seen(path: Path) -> list[str]:
     return (path / "_build" / "prod" / "lib" / "probe" / "probe.txt").read_text().split("|")
 
 
-def test_each_request_has_its_own_tree_and_exactly_its_own_environment(tmp_path):
+def test_each_request_has_its_own_tree_and_exactly_its_own_environment(tmp_path, helpers):
     one, two = tree(tmp_path, "one"), tree(tmp_path, "two")
     server = CompileServer()
     try:
-        server.compile("probe", one, env(PROBE="arm", ONLY_FIRST="yes"), tmp_path / "one.log", "compiling for one")
-        server.compile("probe", two, env(PROBE="arm64"), tmp_path / "two.log", "compiling for two")
+        server.compile("probe", one, env(PROBE="arm", ONLY_FIRST="yes", **helpers), tmp_path / "one.log",
+                       "compiling for one")
+        server.compile("probe", two, env(PROBE="arm64", **helpers), tmp_path / "two.log", "compiling for two")
         # each tree's dependency compiled in that tree (Mix caches a project's deps by its module's name)
         assert [(t / "_build/prod/lib/probe_dep/probe.txt").read_text() for t in (one, two)] == ["arm", "arm64"]
         pid = server.proc.pid

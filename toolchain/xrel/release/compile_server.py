@@ -2,10 +2,11 @@
 
 An extra target compiles only its native outputs (its tree holds the first target's BEAM code), and
 a VM start plus Mix's project load is most of that (~0.5 s against ~0.3 s of compilers on the
-nif_make fixture). The server (compile_server.exs), started early (below) or by the first request,
-enters each target's tree with `Mix.Project.in_project` and that target's whole environment, and
-ends with the build. Requests come one at a time (build.NATIVE_COMPILES); each one's output goes to
-its target's log, as a `mix compile` of its own would.
+nif_make fixture). The server (compile_server.exs; its module, compile_server.ex, is compiled once
+per Elixir version with xrel's other helpers: mix.helpers_ebin), started early (below) or by the
+first request, enters each target's tree with `Mix.Project.in_project` and that target's whole
+environment, and ends with the build. Requests come one at a time (build.NATIVE_COMPILES); each
+one's output goes to its target's log, as a `mix compile` of its own would.
 
 A build starts it when the first target's BEAM code starts compiling (xrel's mix wrapper writes
 a mark then; build.build_all), or else when its release assembles. Its boot (~0.8 s of CPU with

@@ -22,23 +22,29 @@ WRAPPER = Path(__file__).with_name("wrapper.exs")
 LOG_TAIL = 25
 
 
+HELPERS = ("xrel_mix.ex", "compile_server.ex")  # the modules of the wrapper and of the compile VM
+
+
 @functools.cache
 def helpers_ebin() -> Path | None:
-    """xrel_mix.ex compiled once per Elixir and file version (saves compiling it on every mix
-    start); None when elixirc is missing or fails: the wrapper then compiles it itself."""
+    """xrel's Elixir modules (HELPERS) compiled once per Elixir and file version (saves compiling them
+    on every mix or compile VM start); None when elixirc is missing or fails: the scripts then compile
+    them themselves."""
     elixirc = shutil.which("elixirc")
     if not elixirc:
         return None
-    source = WRAPPER.with_name("xrel_mix.ex")
-    key = hashlib.sha256(source.read_bytes() + (host_erlang().elixir_version or "").encode()).hexdigest()[:12]
-    final = cache.area("toolchains") / f"mix-helpers-{key}"
+    sources = [WRAPPER.with_name(name) for name in HELPERS]
+    digest = hashlib.sha256((host_erlang().elixir_version or "").encode())
+    for source in sources:
+        digest.update(source.read_bytes())
+    final = cache.area("toolchains") / f"mix-helpers-{digest.hexdigest()[:12]}"
     if (final / "Elixir.Xrel.Release.beam").is_file():  # compiled before (entries appear only whole)
         return final
     try:
         with cache.locked("toolchains", final.name):
             if not (final / "Elixir.Xrel.Release.beam").is_file():
                 with cache.staging(final) as tmp:
-                    subprocess.run([elixirc, "--ignore-module-conflict", "-o", str(tmp), str(source)],
+                    subprocess.run([elixirc, "--ignore-module-conflict", "-o", str(tmp), *map(str, sources)],
                                    capture_output=True, check=True, env={**os.environ, "MIX_EXS": ""})
     except subprocess.CalledProcessError:
         return None
