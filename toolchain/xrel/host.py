@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import json
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +80,13 @@ def host_erlang() -> HostErlang:
     return _probe(erl, elixir, f"{_identity(erl)}|{_identity(elixir)}")
 
 
+def _run(args: list[str]):
+    """Run a probe (subprocess is imported here: a cached answer, e.g. `xrel fetch-erts`'s, needs none)."""
+    import subprocess
+
+    return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+
 @functools.cache
 def _probe(erl: str, elixir: str | None, key: str) -> HostErlang:
     from xrel.storage import cache
@@ -94,7 +100,7 @@ def _probe(erl: str, elixir: str | None, key: str) -> HostErlang:
     entry = known.get(key)
     if isinstance(entry, dict) and {"root", "fields"} <= entry.keys():
         return HostErlang(Path(entry["root"]), *entry["fields"])
-    out = subprocess.run([erl, "-noshell", "-eval", _PROBE], capture_output=True, text=True, timeout=120)
+    out = _run([erl, "-noshell", "-eval", _PROBE])
     lines = out.stdout.split("\n")
     if out.returncode != 0 or len(lines) < 4:
         raise MissingToolError(f"`erl` did not run: {out.stderr.strip()[:200]}", ERLANG_HINT)
@@ -114,5 +120,5 @@ def elixir_version() -> str | None:
 def _elixir_version(elixir: str | None, key: str) -> str | None:
     if not elixir:
         return None
-    out = subprocess.run([elixir, "-e", "IO.puts(System.version())"], capture_output=True, text=True, timeout=120)
+    out = _run([elixir, "-e", "IO.puts(System.version())"])
     return out.stdout.strip() or None if out.returncode == 0 else None
