@@ -4,8 +4,11 @@ the VM goes on serving. A real elixir VM and real mix projects whose compiler re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +125,69 @@ def test_a_vm_that_died_is_a_build_error_not_a_hang(tmp_path):
     finally:
         server.close()
     assert "compiling for one failed (the compile VM exited)" in failed.value.message
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def wait_gone(pid: int, seconds: float = 20) -> bool:
+    deadline = time.monotonic() + seconds
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not alive(pid)
+
+
+def test_a_kept_vm_serves_the_next_build_started_the_same_way_and_only_that(tmp_path, monkeypatch):
+    monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XREL_KEEP_MIX", "30")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # (its socket's private directory)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    project, one, two = tmp_path / "project", tree(tmp_path, "one"), tree(tmp_path, "two")
+    project.mkdir()
+    pids = []
+    try:
+        for tree_dir, probe in ((one, "a"), (two, "b")):  # two builds, one VM
+            server = CompileServer(project)
+            server.start(env())  # (a build starts it with its first target's environment)
+            server.compile("probe", tree_dir, env(PROBE=probe), tmp_path / f"{probe}.log", f"compiling {probe}")
+            pids.append(server.pid)
+            server.close()
+            assert alive(server.pid)  # kept for the next build
+        assert pids[0] == pids[1]
+        assert seen(one)[0] == "a" and seen(two)[0] == "b"
+        log = (tmp_path / "b.log").read_text()
+        assert "xrel's kept compile VM" in log and "xrel-compiled-" not in log
+        # a build started otherwise (MIX_ENV is read once, at the VM's start) gets a VM of its own
+        other = CompileServer(project)
+        other.start(env(MIX_ENV="dev"))
+        other.compile("probe", one, env(MIX_ENV="dev", PROBE="c"), tmp_path / "c.log", "compiling c")
+        pids.append(other.pid)
+        other.close()
+        assert pids[2] != pids[0] and wait_gone(pids[0])  # the old one was told to halt
+        assert (one / "_build/dev/lib/probe/probe.txt").read_text().startswith("c|")
+    finally:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_kept_vm_halts_when_unused(tmp_path, monkeypatch):
+    monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XREL_KEEP_MIX", "1")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    project, one = tmp_path / "project", tree(tmp_path, "one")
+    project.mkdir()
+    server = CompileServer(project)
+    try:
+        server.compile("probe", one, env(PROBE="a"), tmp_path / "a.log", "compiling a")
+        pid = server.pid
+    finally:
+        server.close()
+    assert wait_gone(pid, 15)
+    assert not list((tmp_path / f"xrel-{os.getuid()}").glob("*.sock"))  # its socket went with it

@@ -294,7 +294,7 @@ def build_all(project: Project, targets: Sequence[TargetPlan], release: str, out
         return [build_target(first, started, None, scans)]
     from concurrent.futures import ThreadPoolExecutor  # (its import costs the 1-target edit loop ~9 ms)
 
-    compiler, seed, extras, once = CompileServer(), derive.Seed(first), [], threading.Lock()
+    compiler, seed, extras, once = CompileServer(project.path), derive.Seed(first), [], threading.Lock()
     try:
         with ThreadPoolExecutor(max_workers=PARALLEL_TARGETS) as pool:
             preparing = [pool.submit(prepare, project, t, release, out, options) for t in targets[1:]]

@@ -5,7 +5,9 @@
 #
 # Requests on stdin, one per line: base64 tokens separated by spaces: the app name, the tree, then
 # every NAME=VALUE of the environment. Mix's output goes to stdout, then one line
-# "<XREL_SERVER_TOKEN> <status>" (0: compiled). EOF ends the VM.
+# "<XREL_SERVER_TOKEN> <status>" (0: compiled). EOF ends the VM. Kept between builds
+# (XREL_SERVER_SOCKET; compile_server.py), the same on each connection to that unix socket, which
+# first greets the build with XREL_SERVER_GREETING and the VM's pid; EOF ends the build's turn.
 
 Code.compiler_options(ignore_module_conflict: true)
 Mix.start()
@@ -33,4 +35,13 @@ spawn(fn ->
   Code.compile_string("defmodule Xrel.CompileServer.Warm, do: def(ok, do: :ok)")
 end)
 
-Xrel.CompileServer.serve(System.fetch_env!("XREL_SERVER_TOKEN"))
+token = System.fetch_env!("XREL_SERVER_TOKEN")
+
+case System.get_env("XREL_SERVER_SOCKET") do
+  nil ->
+    Xrel.CompileServer.serve(token)
+
+  path ->
+    idle_ms = String.to_integer(System.fetch_env!("XREL_SERVER_IDLE")) * 1000
+    Xrel.CompileServer.listen(path, idle_ms, System.fetch_env!("XREL_SERVER_GREETING"), token)
+end

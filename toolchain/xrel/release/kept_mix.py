@@ -155,26 +155,45 @@ class KeptVM:
         self.conn.close()
 
 
-def connect(hint: Path) -> KeptVM | None:
-    """The VM kept for this project, if one is waiting (a dead one's socket is removed)."""
-    path = socket_path(hint)
+def greeted(path: Path | None, protocol: str, fields: int) -> tuple[socket.socket, list[str]] | None:
+    """A connection to the VM listening on `path` and its greeting's fields (`protocol` first, `fields`
+    in all), if one is waiting (a dead one's socket is removed)."""
     if path is None or not path.exists():
         return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.settimeout(2)
     try:
         conn.connect(str(path))
-        fields = conn.makefile("rb").readline().decode().split()
-        if len(fields) != 5 or fields[0] != PROTOCOL:
-            raise ValueError(fields)
-        status = Path(base64.b64decode(fields[3]).decode())
-        if status.parent != path.parent:
-            raise ValueError(status)
+        greeting = bytearray()
+        while not greeting.endswith(b"\n"):  # (byte by byte: what follows is the caller's)
+            byte = conn.recv(1)
+            if not byte:
+                raise ValueError(greeting)
+            greeting += byte
+        words = greeting.decode().split()
+        if len(words) != fields or words[0] != protocol:
+            raise ValueError(words)
         conn.settimeout(None)
-        return KeptVM(conn, fields[1], fields[2], status, int(fields[4]))
+        return conn, words
     except ConnectionRefusedError:  # nobody listens: its VM is gone
         path.unlink(missing_ok=True)
     except (OSError, ValueError):
+        pass
+    conn.close()
+    return None
+
+
+def connect(hint: Path) -> KeptVM | None:
+    """The VM kept for this project, if one is waiting."""
+    found = greeted(socket_path(hint), PROTOCOL, 5)
+    if found is None:
+        return None
+    conn, fields = found
+    try:
+        status, pid = Path(base64.b64decode(fields[3]).decode()), int(fields[4])
+        if status.parent == socket_path(hint).parent:
+            return KeptVM(conn, fields[1], fields[2], status, pid)
+    except ValueError:
         pass
     conn.close()
     return None
