@@ -15,10 +15,11 @@ and of a clean 3-target `xrel build` (goal: xrel <= 2x host).
 
 `xrel build` writes release dirs only (as `mix release` without its :tar step); --tarball times
 `xrel build --tarball` (each target's tarball too, the bytes `xrel dist` ships) instead.
-xrel runs as from a terminal: the mix VM of the first target's next release (and the extra targets' compile VM) is kept between builds
-(XREL_KEEP_MIX=600); each round waits until that VM is ready, so no run shares the machine with its
-boot. --no-keep-mix times xrel with XREL_KEEP_MIX=0 (each build boots its early VM), --no-early-mix
-with XREL_EARLY_MIX=0 (each mix run boots its VM when it starts).
+xrel runs as from a terminal: the mix VM of the first target's next release, and the extra targets'
+compile VM, are kept between builds (XREL_KEEP_MIX=600); each round waits until the mix VM is ready,
+so no run shares the machine with its boot. --no-keep-mix times xrel with XREL_KEEP_MIX=0 (each
+build boots its early VM), --no-early-mix with XREL_EARLY_MIX=0 (each mix run boots its VM when it
+starts).
 
 Usage: python scripts/bench_build.py [--runs 3] [--project big|small|both] [--case edit|clean|both] [--memory]
                                      [--tarball] [--no-keep-mix] [--no-early-mix]
