@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +118,9 @@ def copy_project(pub: Published, dest: Path, name: str = "uses_precompiled") -> 
 
 
 def set_version(project: Path, dep: str, old: str, new: str) -> None:
+    """A new version in the dep's mix.exs, written in a later second than anything before the call:
+    Mix compares whole-second mtimes, and a dep compiled in the same second would not be stale."""
+    time.sleep(1.01 - time.time() % 1)
     mix = project.parent / dep / "mix.exs"
     mix.write_text(mix.read_text().replace(f'"{old}"', f'"{new}"'))
 
