@@ -169,6 +169,7 @@ def test_a_kept_vm_serves_the_next_build_started_the_same_way_and_only_that(tmp_
         pids.append(other.pid)
         other.close()
         assert pids[2] != pids[0] and wait_gone(pids[0])  # the old one was told to halt
+        assert "xrel's kept compile VM" in (tmp_path / "c.log").read_text()  # and its successor is kept
         assert (one / "_build/dev/lib/probe/probe.txt").read_text().startswith("c|")
     finally:
         for pid in pids:

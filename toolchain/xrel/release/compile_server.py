@@ -117,7 +117,9 @@ class CompileServer:
                 return True
             conn.sendall(b"halt\n")
             conn.close()
-            time.sleep(0.05)  # (it removes its socket as it halts)
+            deadline = time.monotonic() + 2
+            while path.exists() and time.monotonic() < deadline:  # (it removes its socket as it halts)
+                time.sleep(0.02)
         import secrets  # (only a build with extra targets to compile gets here)
 
         salt = secrets.token_hex(8)
