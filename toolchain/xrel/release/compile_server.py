@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import os
 import subprocess
@@ -51,13 +52,21 @@ def _request(app: str, tree: Path, env: dict[str, str]) -> bytes:
     return b" ".join(base64.b64encode(f.encode()) for f in fields) + b"\n"
 
 
+def _vm_command() -> list[str]:
+    return ["elixir", *NO_BUSY_WAIT, str(SCRIPT)]
+
+
+@functools.cache
+def _sources_digest() -> str:
+    return hashlib.sha256(b"".join(p.read_bytes() for p in (SCRIPT, SCRIPT.with_suffix(".ex")))).hexdigest()
+
+
 def _kept_spec(project_dir: Path, env: dict[str, str]) -> early_mix.Spec:
     """What a kept VM for the project is started with (its own output goes to the log named here)."""
-    log = early_mix._hint(f"{early_mix._key(project_dir)}#compile", ".compile.log")
+    log = early_mix.project_file(project_dir, "compile", ".compile.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     log.touch()
-    sources = hashlib.sha256(b"".join(p.read_bytes() for p in (SCRIPT, SCRIPT.with_suffix(".ex")))).hexdigest()
-    return early_mix.Spec(str(SCRIPT.parent), {**env, "XREL_SERVER_SOURCES": sources}, str(log))
+    return early_mix.Spec(str(SCRIPT.parent), {**env, "XREL_SERVER_SOURCES": _sources_digest()}, str(log))
 
 
 class _Pipes:
@@ -100,7 +109,7 @@ class CompileServer:
 
     def _boot(self, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            ["elixir", *NO_BUSY_WAIT, str(SCRIPT)], env={**env, "XREL_SERVER_TOKEN": self.token},
+            _vm_command(), env={**env, "XREL_SERVER_TOKEN": self.token},
             cwd=str(SCRIPT.parent), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.pipes, self.pid = _Pipes(self.proc.stdin, self.proc.stdout, kind="xrel's compile VM"), self.proc.pid
 
@@ -128,7 +137,7 @@ class CompileServer:
             return False
         with open(spec.log, "ab") as log:
             self.proc = subprocess.Popen(
-                ["elixir", *NO_BUSY_WAIT, str(SCRIPT)], cwd=spec.cwd, stdin=subprocess.DEVNULL, stdout=log,
+                _vm_command(), cwd=spec.cwd, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
                 env={**spec.env, "XREL_SERVER_TOKEN": self.token, "XREL_SERVER_SOCKET": str(path),
                      "XREL_SERVER_IDLE": str(idle), "XREL_SERVER_GREETING": f"{PROTOCOL} {salt} {setup} {self.token}"})
@@ -151,6 +160,8 @@ class CompileServer:
             return
         if found is not None:
             found[0].close()
+        with contextlib.suppress(OSError):  # (one that never greeted as started is of no use to anyone)
+            self.proc.kill()
         self.proc = None
         self._boot(self.env)
 

@@ -92,6 +92,11 @@ def _key(project_dir: str | Path) -> str:
     return str(Path(project_dir).resolve())
 
 
+def project_file(project_dir: str | Path, what: str, suffix: str) -> Path:
+    """A file of the project's own in early-mix's directory (`what` names it among the project's)."""
+    return _hint(f"{_key(project_dir)}#{what}", suffix)
+
+
 def start(project_dir: str | Path) -> None:
     """Boot the VM the last `mix release` of this project would have (nothing when there was none),
     unless one kept from the last build (kept_mix.py) was started with that very setup."""
