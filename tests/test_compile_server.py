@@ -192,3 +192,66 @@ def test_a_kept_vm_halts_when_unused(tmp_path, monkeypatch):
         server.close()
     assert wait_gone(pid, 15)
     assert not list((tmp_path / f"xrel-{os.getuid()}").glob("*.sock"))  # its socket went with it
+
+
+def test_a_second_build_at_once_gets_a_vm_of_its_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XREL_KEEP_MIX", "30")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    project, one, two = tmp_path / "project", tree(tmp_path, "one"), tree(tmp_path, "two")
+    project.mkdir()
+    first, second = CompileServer(project), CompileServer(project)
+    pids = []
+    try:
+        first.start(env())  # (both started with their first target's environment: the same)
+        first.compile("probe", one, env(PROBE="a"), tmp_path / "a.log", "compiling a")
+        pids.append(first.pid)
+        second.start(env())
+        # the kept VM serves one build at a time: the second is not greeted and boots its own
+        second.compile("probe", two, env(PROBE="b"), tmp_path / "b.log", "compiling b")
+        pids.append(second.pid)
+        assert pids[1] != pids[0] and second.proc is not None and second.proc.stdin is not None
+        assert "xrel's compile VM)" in (tmp_path / "b.log").read_text()
+        first.compile("probe", one, env(PROBE="c"), tmp_path / "a.log", "compiling c")  # the first goes on
+        second.close()
+        assert wait_gone(pids[1])  # the second build's own VM ended with it
+        first.close()
+        assert alive(pids[0]) and seen(one)[0] == "c" and seen(two)[0] == "b"
+        third = CompileServer(project)  # and the kept one serves the next build (the second's knock forgotten)
+        third.start(env())
+        third.compile("probe", two, env(PROBE="d"), tmp_path / "d.log", "compiling d")
+        pids.append(third.pid)
+        third.close()
+        assert pids[2] == pids[0] and seen(two)[0] == "d"
+    finally:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_two_builds_starting_at_once_keep_one_vm(tmp_path, monkeypatch):
+    monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XREL_KEEP_MIX", "30")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    project, one, two = tmp_path / "project", tree(tmp_path, "one"), tree(tmp_path, "two")
+    project.mkdir()
+    builds = [CompileServer(project), CompileServer(project)]
+    spawned = []
+    try:
+        for build in builds:  # both find no kept VM and start one to keep: one of them listens
+            build.start(env())
+            spawned.append(build.proc.pid)
+        for build, (tree_dir, probe) in zip(builds, ((one, "a"), (two, "b"))):
+            build.compile("probe", tree_dir, env(PROBE=probe), tmp_path / f"{probe}.log", f"compiling {probe}")
+        assert seen(one)[0] == "a" and seen(two)[0] == "b"
+        kinds = sorted("kept" in (tmp_path / f"{p}.log").read_text() for p in "ab")
+        assert kinds == [False, True]  # one build on the kept VM, the other on a VM of its own
+        for build in builds:
+            build.close()
+        assert sum(map(alive, spawned)) == 1  # the VM that lost the socket is gone
+    finally:
+        for pid in spawned:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

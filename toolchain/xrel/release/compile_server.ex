@@ -26,19 +26,30 @@ defmodule Xrel.CompileServer do
   # kept between builds: serves each build that connects to the unix socket `path`, one at a time
   # (a build's requests and Mix's output on its connection), until no build came for `idle_ms` or
   # one sent "halt" (it was started otherwise than this VM)
+  # (a socket already there is another VM's, started by a build at the same time: this one halts,
+  # and its build boots one of its own; a dead VM's socket is removed by the next build's knock)
   def listen(path, idle_ms, greeting, token) do
-    File.rm(path)
-    {:ok, listener} = :gen_tcp.listen(0, [:binary, ifaddr: {:local, path}, active: false])
-    accept(listener, path, idle_ms, greeting, token)
+    case :gen_tcp.listen(0, [:binary, ifaddr: {:local, path}, active: false]) do
+      {:ok, listener} -> accept(listener, path, idle_ms, greeting, token)
+      {:error, _in_use} -> :ok
+    end
   end
 
+  # (a build that knocked while another was served, and went its own way, is gone when its turn
+  # comes: its connection is closed and the next one accepted)
   defp accept(listener, path, idle_ms, greeting, token) do
     with {:ok, conn} <- :gen_tcp.accept(listener, idle_ms),
-         :ok <- :gen_tcp.send(conn, "#{greeting} #{System.pid()}\n"),
-         result when result != :halt <- serve_connection(conn, token) do
+         result when result != :halt <- greet_and_serve(conn, greeting, token) do
       accept(listener, path, idle_ms, greeting, token)
     else
       _ -> File.rm(path)
+    end
+  end
+
+  defp greet_and_serve(conn, greeting, token) do
+    case :gen_tcp.send(conn, "#{greeting} #{System.pid()}\n") do
+      :ok -> serve_connection(conn, token)
+      {:error, _gone} -> :gen_tcp.close(conn)
     end
   end
 
