@@ -45,7 +45,7 @@ sys.path.insert(0, str(HERE / "tests"))
 import xrel  # noqa: E402  (the xrel the commands run: this interpreter's)
 from helpers import copy_fixtures, host_release  # noqa: E402
 from xrel import progress  # noqa: E402
-from xrel.release import early_mix  # noqa: E402
+from xrel.release import compile_server, early_mix  # noqa: E402
 from xrel.release.workspace import project_key  # noqa: E402
 from xrel.storage import cache  # noqa: E402
 
@@ -243,6 +243,7 @@ def main() -> None:
                 memory(bench)
             bench.settle()
             early_mix.dismiss(bench.project)
+            compile_server.dismiss(bench.project)
             bench.forget_xrel()  # (its build trees would stay in the cache, the project gone)
     finally:
         shutil.rmtree(work, ignore_errors=True)

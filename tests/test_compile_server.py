@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from xrel.errors import BuildError
-from xrel.release.compile_server import CompileServer
+from xrel.release.compile_server import CompileServer, dismiss
 from xrel.release.mix import helpers_ebin
 
 pytestmark = pytest.mark.skipif(not shutil.which("elixir"), reason="needs Elixir (scripts/setup.sh installs it)")
@@ -255,3 +255,22 @@ def test_two_builds_starting_at_once_keep_one_vm(tmp_path, monkeypatch):
         for pid in spawned:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_kept_vm_dismissed_halts(tmp_path, monkeypatch):
+    monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XREL_KEEP_MIX", "30")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    project, one = tmp_path / "project", tree(tmp_path, "one")
+    project.mkdir()
+    server = CompileServer(project)
+    try:
+        server.compile("probe", one, env(PROBE="a"), tmp_path / "a.log", "compiling a")
+        server.close()
+        assert alive(server.pid) and not dismiss(tmp_path / "another")  # (another project's: none)
+        assert dismiss(project) and wait_gone(server.pid)
+        assert not dismiss(project)
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(server.pid, signal.SIGKILL)

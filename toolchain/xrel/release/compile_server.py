@@ -61,12 +61,35 @@ def _sources_digest() -> str:
     return hashlib.sha256(b"".join(p.read_bytes() for p in (SCRIPT, SCRIPT.with_suffix(".ex")))).hexdigest()
 
 
+def _kept_log(project_dir: Path) -> Path:
+    """The log of the compile VM kept for the project (its socket is named after it)."""
+    return early_mix.project_file(project_dir, "compile", ".compile.log")
+
+
 def _kept_spec(project_dir: Path, env: dict[str, str]) -> early_mix.Spec:
     """What a kept VM for the project is started with (its own output goes to the log named here)."""
-    log = early_mix.project_file(project_dir, "compile", ".compile.log")
+    log = _kept_log(project_dir)
     log.parent.mkdir(parents=True, exist_ok=True)
     log.touch()
     return early_mix.Spec(str(SCRIPT.parent), {**env, "XREL_SERVER_SOURCES": _sources_digest()}, str(log))
+
+
+def _halt(conn, path: Path, seconds: float = 2) -> None:
+    """Tell the kept VM on `conn` to halt, and wait up to `seconds` for its socket to go."""
+    with conn:
+        conn.sendall(b"halt\n")
+    deadline = time.monotonic() + seconds
+    while path.exists() and time.monotonic() < deadline:  # (it removes its socket as it halts)
+        time.sleep(0.02)
+
+
+def dismiss(project_dir: Path) -> bool:
+    """Tell the compile VM kept for the project, if one is waiting, to halt."""
+    path = kept_mix.socket_path(_kept_log(project_dir))
+    found = kept_mix.greeted(path, PROTOCOL, 5)
+    if found is not None:
+        _halt(found[0], path)
+    return found is not None
 
 
 class _Pipes:
@@ -124,11 +147,7 @@ class CompileServer:
             if kept_mix.digest(spec, salt) == setup and pid.isdigit():
                 self._use(conn, token, pid)
                 return True
-            conn.sendall(b"halt\n")
-            conn.close()
-            deadline = time.monotonic() + 2
-            while path.exists() and time.monotonic() < deadline:  # (it removes its socket as it halts)
-                time.sleep(0.02)
+            _halt(conn, path)
         import secrets  # (only a build with extra targets to compile gets here)
 
         salt = secrets.token_hex(8)
