@@ -13,6 +13,7 @@ from pathlib import Path
 
 from xrel import __version__
 from xrel.errors import UsageError
+from xrel.node.script import template_text
 from xrel.node.section import NodeConfig
 from xrel.storage import cache
 
@@ -70,7 +71,7 @@ def prepare_agent(config: NodeConfig, app: str, public_key: str, starts_after: l
     files = sources()
     modules = [f.stem for f in files]
     app_text = app_file(config, app, public_key, modules, starts_after)
-    script = (resources.files("xrel.node") / "xrel-node.sh").read_text()  # bin/xrel-node's template
+    script = template_text()  # bin/xrel-node's template
     digest = hashlib.sha256("\0".join([__version__, otp_release, app_text, script,
                                        *(f.read_text() for f in files)]).encode()).hexdigest()
     final = cache.area("node-agents") / digest[:24] / f"{APP}-{__version__}"

@@ -8,14 +8,20 @@ from importlib import resources
 from xrel.errors import UsageError
 
 TEMPLATE = "xrel-node.sh"
+# its install command, a file of its own (the script is one file on the node): it takes this line's place
+INSTALL_PART, INSTALL_LINE = "xrel-node-install.sh", "# @INSTALL@ (xrel-node-install.sh: the install command)\n"
 # mix release names are Elixir atoms; systemd unit names allow a little more
 _REL_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 _APP = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
 
 def template_text() -> str:
-    """The template as shipped in the package, placeholders and all."""
-    return resources.files("xrel.node").joinpath(TEMPLATE).read_text(encoding="utf-8")
+    """The whole template (its install part in place), placeholders and all."""
+    folder = resources.files("xrel.node")
+    text = folder.joinpath(TEMPLATE).read_text(encoding="utf-8")
+    if text.count(INSTALL_LINE) != 1:
+        raise AssertionError(f"{TEMPLATE} must hold the line {INSTALL_LINE.strip()!r} once")
+    return text.replace(INSTALL_LINE, folder.joinpath(INSTALL_PART).read_text(encoding="utf-8"))
 
 
 def render_node_script(rel_name: str, app: str, probation: int, max_attempts: int, restart_sec: int) -> str:
