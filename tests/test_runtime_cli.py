@@ -92,3 +92,20 @@ def test_cache_list_rm_prune(upstream, isolated_cache):
     left = json.loads(xrel("cache", "list", "--json").stdout)["entries"]
     assert [(e["area"], e["name"]) for e in left] == [("pins", "windows-otp_win64_27.2.4.zip.sha256")]
     assert_one_line_error(xrel("cache", "rm"), 2, "--all")
+
+
+def test_cache_prune_removes_the_build_trees_of_projects_that_are_gone(tmp_path, isolated_cache):
+    from xrel.release.workspace import project_key, workspace_for
+
+    kept, gone = tmp_path / "kept", tmp_path / "gone"
+    for project in (kept, gone):
+        project.mkdir()
+        (project / "mix.exs").write_text("defmodule P.MixProject do\nend\n")
+        workspace_for(project, "prod", "aarch64-linux-gnu", "otp25").root.mkdir(parents=True)
+    (gone / "mix.exs").unlink()  # (a checkout deleted, or moved away: its trees are no one's)
+    unrecorded = isolated_cache / "builds" / "older-xrel-0123456789ab"  # (an xrel that recorded nothing)
+    unrecorded.mkdir()
+    pruned = json.loads(xrel("cache", "prune", "--json").stdout)["removed"]
+    assert [row["name"] for row in pruned] == [project_key(gone, "prod")]
+    left = {p.name for p in (isolated_cache / "builds").iterdir()}
+    assert left == {project_key(kept, "prod"), unrecorded.name}

@@ -156,9 +156,11 @@ def _find_entry(entries: list[Entry], name: str) -> Entry:
               help="Also remove entries not changed for this many days.")
 @click.option("--json", "as_json", is_flag=True)
 def cache_prune(older_than: float | None, as_json: bool) -> None:
-    """Remove leftovers of interrupted runs (and, with --older-than, old entries)."""
+    """Remove leftovers of interrupted runs and the build trees of projects that are gone (and, with
+    --older-than, old entries)."""
+    from xrel.release.workspace import project_gone
     from xrel.storage import cache
 
-    removed = cache.prune(older_than)
+    removed = cache.prune(older_than, unwanted=project_gone)
     rows = [{"area": p.parent.name, "name": p.name, "path": str(p), "size": None, "mtime": None} for p in removed]
     _print_entries(rows, "removed", as_json)

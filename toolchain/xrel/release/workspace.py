@@ -18,10 +18,11 @@ from pathlib import Path
 
 from xrel.inspection import binaries
 from xrel.storage import cache
-from xrel.storage.files import file_identity
+from xrel.storage.files import file_identity, write_if_changed
 
 OBJECT_SUFFIXES = (".o", ".obj", ".a", ".lib", ".so", ".dll", ".dylib", ".pdb", ".exp", ".rlib", ".d")
 MANIFEST = ".xrel-synced.json"
+PROJECT_RECORD = "project.txt"  # in a project's folder of build trees: the project's directory
 
 
 _SNIFFED: dict[str, bool] = {}  # file identity -> a native file by content (every target syncs the same files)
@@ -202,6 +203,20 @@ def project_key(project_dir: Path, mix_env: str) -> str:
 
 
 def workspace_for(project_dir: Path, mix_env: str, target_id: str, runtime_key: str) -> Workspace:
-    key = f"{project_key(project_dir, mix_env)}/{mix_env}/{target_id}-{runtime_key}"
+    folder = project_key(project_dir, mix_env)
+    write_if_changed(cache.area("builds") / folder / PROJECT_RECORD, str(Path(project_dir).resolve()))
+    key = f"{folder}/{mix_env}/{target_id}-{runtime_key}"
     root = cache.area("builds") / key / "root"
     return Workspace(root=root, project=mirrored(root, project_dir), key=key)
+
+
+def project_gone(area: str, folder: Path) -> bool:
+    """A project's folder of build trees whose project directory no longer holds a mix.exs
+    (`xrel cache prune` removes it; folders of an xrel that recorded no directory are kept)."""
+    if area != "builds":
+        return False
+    try:
+        project_dir = Path((folder / PROJECT_RECORD).read_text())
+    except OSError:
+        return False
+    return project_dir.is_absolute() and not (project_dir / "mix.exs").is_file()

@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,8 +226,8 @@ def _entry_of(filename: str) -> str:
     return filename
 
 
-def prune(older_than_days: float | None = None) -> list[Path]:
-    """Remove leftovers of killed runs, and entries unused for `older_than_days`."""
+def prune(older_than_days: float | None = None, unwanted: Callable[[str, Path], bool] | None = None) -> list[Path]:
+    """Remove leftovers of killed runs, entries unused for `older_than_days`, and those `unwanted(area, path)`."""
     removed = []
     now = time.time()
     for name in AREAS:
@@ -242,7 +242,7 @@ def prune(older_than_days: float | None = None) -> list[Path]:
                 and name not in ("locks", "zig", "pins")  # pins are trust records, not a cache
                 and now - child.stat().st_mtime > older_than_days * 86400
             )
-            if stale_tmp or too_old:
+            if stale_tmp or too_old or (unwanted is not None and unwanted(name, child)):
                 with contextlib.suppress(LockTimeout), locked(name, entry, timeout=0):
                     remove(child)
                     removed.append(child)
