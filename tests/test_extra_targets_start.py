@@ -22,6 +22,18 @@ from xrel.storage import cache
 pytestmark = [needs_mix, needs_make, needs_apt, pytest.mark.slow]
 
 FIRST, EXTRA = "arm-linux-gnueabihf", "aarch64-linux-gnu"
+# (Elixir) is this test's compile VM running? One whose environment names this test's report: a
+# compile VM kept for some other project on the machine is not this build's
+COMPILE_VM_UP = """
+    Enum.any?(Path.wildcard("/proc/[0-9]*"), fn proc ->
+      with {:ok, cmdline} <- File.read(proc <> "/cmdline"),
+           true <- String.contains?(cmdline, "compile_server.exs"),
+           {:ok, environ} <- File.read(proc <> "/environ") do
+        String.contains?(environ, "PAUSE_REPORT=" <> System.fetch_env!("PAUSE_REPORT") <> <<0>>)
+      else
+        _ -> false
+      end
+    end)"""
 PAUSE = """
   # the first target's release waits here (up to 20 s) until the extra target's tree holds its
   # seeded BEAM code and xrel's compile VM runs, then 2 s more (time for an extra target that would
@@ -50,12 +62,7 @@ PAUSE = """
   end
 
   defp compile_vm? do
-    Enum.any?(Path.wildcard("/proc/[0-9]*/cmdline"), fn file ->
-      case File.read(file) do
-        {:ok, text} -> String.contains?(text, "compile_server.exs")
-        _gone -> false
-      end
-    end)
+    COMPILE_VM_UP
   end
 """
 
@@ -66,7 +73,7 @@ def paused_project(root: Path) -> Path:
     mix = mix.replace("releases: [nif_make: [include_executables_for: [:unix]]]",
                       "releases: [nif_make: [include_executables_for: [:unix], "
                       "steps: [&NifMake.MixProject.pause/1, :assemble]]]")
-    mix = mix.replace("  def application,", PAUSE + "\n  def application,")
+    mix = mix.replace("  def application,", PAUSE.replace("COMPILE_VM_UP", COMPILE_VM_UP) + "\n  def application,")
     (project / "mix.exs").write_text(mix)
     return project
 
@@ -88,12 +95,13 @@ def builds(project: Path) -> Path:
     return cache.area("builds") / project_key(project, "prod") / "prod"
 
 
-def compile_vms() -> list[int]:
-    """The pids of compile VMs running now."""
+def compile_vms(report: Path) -> list[int]:
+    """The pids of this test's compile VMs running now (their environment names its report)."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and b"compile_server.exs" in (entry / "cmdline").read_bytes():
+            if (entry.name.isdigit() and b"compile_server.exs" in (entry / "cmdline").read_bytes()
+                    and f"PAUSE_REPORT={report}\0".encode() in (entry / "environ").read_bytes()):
                 found.append(int(entry.name))
         except OSError:
             pass
@@ -112,7 +120,7 @@ def test_extras_are_seeded_and_their_vm_booted_while_the_first_assembles_and_com
     # the extra's seconds are its own, after the first target's end (which came after the pause's
     # report), not its time beside the first target's build (mutation: counted from its start)
     assert extra.seconds <= returned - report.stat().st_mtime + 0.01
-    assert compile_vms() == []
+    assert compile_vms(report) == []
 
 
 @pytest.mark.timeout(300)  # (a build that waits for a failed first target forever)
@@ -128,7 +136,7 @@ def test_when_the_first_target_fails_the_started_extras_stop_and_its_error_is_th
     extra_log = next(builds(project).glob(f"{EXTRA}-*/build.log")).read_text()
     assert "$ mix compile" not in extra_log  # it never compiled
     assert not (tmp_path / "out" / FIRST / "nif_make").exists() and not (tmp_path / "out" / EXTRA / "nif_make").exists()
-    assert compile_vms() == []
+    assert compile_vms(report) == []
 
 
 WAITS_FOR_THE_VM = """
@@ -136,12 +144,7 @@ defmodule NifMake.WaitsForTheCompileVM do
   @moduledoc false
   # compiled with the first target's BEAM code: waits there (up to 20 s) for xrel's compile VM
   if System.get_env("XREL_TARGET") == System.get_env("PAUSE_TARGET") do
-    up? = fn ->
-      Enum.any?(Path.wildcard("/proc/[0-9]*/cmdline"), fn file ->
-        match?({:ok, text} when is_binary(text), File.read(file)) and
-          String.contains?(File.read!(file), "compile_server.exs")
-      end)
-    end
+    up? = fn -> COMPILE_VM_UP end
 
     up = Enum.find(1..200, fn _ -> up?.() or (Process.sleep(100) && false) end)
     File.write!(System.fetch_env!("PAUSE_REPORT"), if(up, do: "compile VM up", else: "gave up"))
@@ -155,7 +158,8 @@ def test_the_compile_vm_boots_while_the_first_targets_beam_code_compiles_after_i
     """xrel's mix wrapper marks the start of the first target's BEAM compile (its deps and NIF are
     done: zig's memory is freed), and the compile VM boots then, not when the release assembles."""
     project = copy_fixtures(tmp_path / "src", "nif_make") / "nif_make"
-    (project / "lib" / "waits_for_the_compile_vm.ex").write_text(WAITS_FOR_THE_VM)
+    waits = WAITS_FOR_THE_VM.replace("COMPILE_VM_UP", COMPILE_VM_UP)
+    (project / "lib" / "waits_for_the_compile_vm.ex").write_text(waits)
     report = tmp_path / "report"
     monkeypatch.setenv("PAUSE_TARGET", FIRST)
     monkeypatch.setenv("PAUSE_REPORT", str(report))
@@ -167,4 +171,4 @@ def test_the_compile_vm_boots_while_the_first_targets_beam_code_compiles_after_i
     mark = (state / "beam-compile-started").stat().st_mtime
     # (mutation: the mark written as the project loads, before its NIF: fails)
     assert (lib / "priv" / "fixture_nif.so").stat().st_mtime <= mark <= report.stat().st_mtime
-    assert compile_vms() == []
+    assert compile_vms(report) == []
