@@ -5,9 +5,12 @@ the VM goes on serving. A real elixir VM and real mix projects whose compiler re
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -269,7 +272,9 @@ def test_a_kept_vm_dismissed_halts(tmp_path, monkeypatch):
         server.compile("probe", one, env(PROBE="a"), tmp_path / "a.log", "compiling a")
         server.close()
         assert alive(server.pid) and not dismiss(tmp_path / "another")  # (another project's: none)
-        assert dismiss(project) and wait_gone(server.pid)
+        stopped = subprocess.run([sys.executable, "-m", "xrel", "stop-kept-vms", str(project), "--json"],
+                                 capture_output=True, text=True, check=True)
+        assert json.loads(stopped.stdout) == {"mix_vm": False, "compile_vm": True} and wait_gone(server.pid)
         assert not dismiss(project)
     finally:
         with contextlib.suppress(OSError):

@@ -374,6 +374,16 @@ def test_an_interrupted_run_kills_the_kept_vm(probe, kept, monkeypatch):
     assert interrupted and gone(kept, 5) and time.monotonic() - started < 60
 
 
+def test_xrel_stop_kept_vms_stops_the_kept_vm(probe, kept):
+    stopped = subprocess.run([sys.executable, "-m", "xrel", "stop-kept-vms", str(probe)],
+                             capture_output=True, text=True, check=True)
+    assert stopped.stdout.strip() == "stopped the kept mix vm" and gone(kept, 10)
+    assert not early_mix.kept_socket(probe).exists()
+    again = subprocess.run([sys.executable, "-m", "xrel", "stop-kept-vms", str(probe), "--json"],
+                           capture_output=True, text=True, check=True)
+    assert json.loads(again.stdout) == {"mix_vm": False, "compile_vm": False}
+
+
 def test_a_kept_vm_halts_when_no_build_comes(probe, monkeypatch):
     monkeypatch.setenv("XREL_KEEP_MIX", "1")
     run(probe, "a")

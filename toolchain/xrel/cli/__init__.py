@@ -26,6 +26,7 @@ COMMANDS = {
     "publish": "xrel.cli.publish",
     "run": "xrel.cli.commands",
     "smoke": "xrel.cli.commands",
+    "stop-kept-vms": "xrel.cli.commands",
     "targets": "xrel.cli.commands",
     "verify": "xrel.cli.dist",
     "zig-env": "xrel.cli.commands",

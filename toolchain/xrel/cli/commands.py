@@ -130,6 +130,22 @@ def build_cmd(project_dir, targets, otp, elixir, source, release, out, mix_env, 
     click.echo(f"manifest: {result.manifest}")
 
 
+@command("stop-kept-vms")
+@click.argument("project_dir", default=".", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def stop_kept_cmd(project_dir, as_json) -> None:
+    """Stop the VMs kept for PROJECT_DIR's next build (builds run from a terminal keep its mix VM and
+    its extra targets' compile VM, ~110 MB, for XREL_KEEP_MIX seconds, default 600)."""
+    from xrel.release import compile_server, early_mix
+
+    stopped = {"mix_vm": early_mix.dismiss(project_dir), "compile_vm": compile_server.dismiss(Path(project_dir))}
+    if as_json:
+        emit_json(stopped)
+        return
+    names = [name.replace("_", " ") for name, was in stopped.items() if was]
+    click.echo(f"stopped the kept {' and '.join(names)}" if names else "no VM was kept for this project")
+
+
 @command("lock")
 @click.argument("project_dir", default=".", type=click.Path(file_okay=False))
 @click.option("--upgrade", is_flag=True, help="Take what the sources offer now instead of the locked versions.")
