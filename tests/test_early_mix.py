@@ -377,7 +377,7 @@ def test_an_interrupted_run_kills_the_kept_vm(probe, kept, monkeypatch):
 def test_xrel_stop_kept_vms_stops_the_kept_vm(probe, kept):
     stopped = subprocess.run([sys.executable, "-m", "xrel", "stop-kept-vms", str(probe)],
                              capture_output=True, text=True, check=True)
-    assert stopped.stdout.strip() == "stopped the kept mix vm" and gone(kept, 10)
+    assert stopped.stdout.strip() == "stopped the kept mix VM" and gone(kept, 10)
     assert not early_mix.kept_socket(probe).exists()
     again = subprocess.run([sys.executable, "-m", "xrel", "stop-kept-vms", str(probe), "--json"],
                            capture_output=True, text=True, check=True)

@@ -142,7 +142,7 @@ def stop_kept_cmd(project_dir, as_json) -> None:
     if as_json:
         emit_json(stopped)
         return
-    names = [name.replace("_", " ") for name, was in stopped.items() if was]
+    names = [name.replace("_vm", " VM") for name, was in stopped.items() if was]
     click.echo(f"stopped the kept {' and '.join(names)}" if names else "no VM was kept for this project")
 
 
