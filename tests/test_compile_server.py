@@ -145,13 +145,27 @@ def wait_gone(pid: int, seconds: float = 20) -> bool:
     return not alive(pid)
 
 
-def test_a_kept_vm_serves_the_next_build_started_the_same_way_and_only_that(tmp_path, monkeypatch):
+@pytest.fixture
+def keeping(tmp_path, monkeypatch) -> Path:
+    """Builds as from a terminal (their compile VM kept, 30 s), with a cache and a socket directory
+    of the test's own: the project's directory."""
     monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("XREL_KEEP_MIX", "30")
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # (its socket's private directory)
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    project, one, two = tmp_path / "project", tree(tmp_path, "one"), tree(tmp_path, "two")
+    project = tmp_path / "project"
     project.mkdir()
+    return project
+
+
+def kill(pids) -> None:
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_kept_vm_serves_the_next_build_started_the_same_way_and_only_that(tmp_path, keeping):
+    project, one, two = keeping, tree(tmp_path, "one"), tree(tmp_path, "two")
     pids = []
     try:
         for tree_dir, probe in ((one, "a"), (two, "b")):  # two builds, one VM
@@ -175,18 +189,12 @@ def test_a_kept_vm_serves_the_next_build_started_the_same_way_and_only_that(tmp_
         assert "xrel's kept compile VM" in (tmp_path / "c.log").read_text()  # and its successor is kept
         assert (one / "_build/dev/lib/probe/probe.txt").read_text().startswith("c|")
     finally:
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+        kill(pids)
 
 
-def test_a_kept_vm_halts_when_unused(tmp_path, monkeypatch):
-    monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / "cache"))
+def test_a_kept_vm_halts_when_unused(tmp_path, monkeypatch, keeping):
     monkeypatch.setenv("XREL_KEEP_MIX", "1")
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    project, one = tmp_path / "project", tree(tmp_path, "one")
-    project.mkdir()
+    project, one = keeping, tree(tmp_path, "one")
     server = CompileServer(project)
     try:
         server.compile("probe", one, env(PROBE="a"), tmp_path / "a.log", "compiling a")
@@ -197,13 +205,8 @@ def test_a_kept_vm_halts_when_unused(tmp_path, monkeypatch):
     assert not list((tmp_path / f"xrel-{os.getuid()}").glob("*.sock"))  # its socket went with it
 
 
-def test_a_second_build_at_once_gets_a_vm_of_its_own(tmp_path, monkeypatch):
-    monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("XREL_KEEP_MIX", "30")
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    project, one, two = tmp_path / "project", tree(tmp_path, "one"), tree(tmp_path, "two")
-    project.mkdir()
+def test_a_second_build_at_once_gets_a_vm_of_its_own(tmp_path, keeping):
+    project, one, two = keeping, tree(tmp_path, "one"), tree(tmp_path, "two")
     first, second = CompileServer(project), CompileServer(project)
     pids = []
     try:
@@ -228,18 +231,11 @@ def test_a_second_build_at_once_gets_a_vm_of_its_own(tmp_path, monkeypatch):
         third.close()
         assert pids[2] == pids[0] and seen(two)[0] == "d"
     finally:
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+        kill(pids)
 
 
-def test_two_builds_starting_at_once_keep_one_vm(tmp_path, monkeypatch):
-    monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("XREL_KEEP_MIX", "30")
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    project, one, two = tmp_path / "project", tree(tmp_path, "one"), tree(tmp_path, "two")
-    project.mkdir()
+def test_two_builds_starting_at_once_keep_one_vm(tmp_path, keeping):
+    project, one, two = keeping, tree(tmp_path, "one"), tree(tmp_path, "two")
     builds = [CompileServer(project), CompileServer(project)]
     spawned = []
     try:
@@ -255,18 +251,11 @@ def test_two_builds_starting_at_once_keep_one_vm(tmp_path, monkeypatch):
             build.close()
         assert sum(map(alive, spawned)) == 1  # the VM that lost the socket is gone
     finally:
-        for pid in spawned:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+        kill(spawned)
 
 
-def test_a_kept_vm_dismissed_halts(tmp_path, monkeypatch):
-    monkeypatch.setenv("XREL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("XREL_KEEP_MIX", "30")
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    project, one = tmp_path / "project", tree(tmp_path, "one")
-    project.mkdir()
+def test_a_kept_vm_dismissed_halts(tmp_path, keeping):
+    project, one = keeping, tree(tmp_path, "one")
     server = CompileServer(project)
     try:
         server.compile("probe", one, env(PROBE="a"), tmp_path / "a.log", "compiling a")
@@ -277,5 +266,4 @@ def test_a_kept_vm_dismissed_halts(tmp_path, monkeypatch):
         assert json.loads(stopped.stdout) == {"mix_vm": False, "compile_vm": True} and wait_gone(server.pid)
         assert not dismiss(project)
     finally:
-        with contextlib.suppress(OSError):
-            os.kill(server.pid, signal.SIGKILL)
+        kill([server.pid])
