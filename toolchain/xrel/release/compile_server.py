@@ -223,5 +223,6 @@ class CompileServer:
                 self.proc.kill()
                 self.proc.wait()
         if self.spawned_for and self.proc is not None and self.proc.stdin is None and self.proc.poll() is None:
-            progress.status(f"compile VM kept for the next build (it halts after {self.spawned_for} s unused)")
+            progress.status(f"compile VM kept for the next build (it halts after {self.spawned_for} s unused"
+                            " or at `xrel stop-kept-vms`)")
         self.proc = self.kept = None

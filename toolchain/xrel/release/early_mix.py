@@ -219,7 +219,8 @@ def stop(project_dir: str | Path) -> None:
         early.stop(hand_back=ran is None)
     idle = kept_mix.keep_seconds()
     if ran is not None and idle and enabled() and kept_mix.spawn(_hint(key), ran, BOOT, idle):
-        progress.status(f"mix VM kept for the next build (it halts after {idle} s unused; XREL_KEEP_MIX=0: never)")
+        progress.status(f"mix VM kept for the next build (it halts after {idle} s unused or at `xrel stop-kept-vms`;"
+                        " XREL_KEEP_MIX=0: never kept)")
 
 
 def enabled() -> bool:
