@@ -203,10 +203,11 @@ def project_key(project_dir: Path, mix_env: str) -> str:
 
 
 def workspace_for(project_dir: Path, mix_env: str, target_id: str, runtime_key: str) -> Workspace:
-    folder = project_key(project_dir, mix_env)
-    write_if_changed(cache.area("builds") / folder / PROJECT_RECORD, str(Path(project_dir).resolve()))
+    resolved, builds = Path(project_dir).resolve(), cache.area("builds")
+    folder = project_key(resolved, mix_env)
+    write_if_changed(builds / folder / PROJECT_RECORD, str(resolved))
     key = f"{folder}/{mix_env}/{target_id}-{runtime_key}"
-    root = cache.area("builds") / key / "root"
+    root = builds / key / "root"
     return Workspace(root=root, project=mirrored(root, project_dir), key=key)
 
 
